@@ -1,0 +1,3 @@
+"""denoise_jax: image denoising in JAX/Flax."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from denoise_jax.cli import main
+
+raise SystemExit(main())

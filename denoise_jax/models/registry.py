@@ -32,5 +32,12 @@ def get_model(name: str, **kwargs) -> nn.Module:
     return _MODELS[name](**kwargs)
 
 
+def factory(name: str) -> Callable[..., nn.Module]:
+    """The registered class or factory itself (for its docstring and defaults)."""
+    if name not in _MODELS:
+        get_model(name)  # raises the UserError listing the names
+    return _MODELS[name]
+
+
 def names() -> list[str]:
     return sorted(_MODELS)

@@ -43,6 +43,7 @@ SPEC_FORMS = (
     "mnist_5k:train|test",
     "folder:PATH",
     "pairs:PATH",
+    "tfds:NAME[:SPLIT][@DATA_DIR]",
 )
 
 
@@ -182,6 +183,9 @@ def available() -> list[str]:
         "pairs:PATH  real noisy/clean pairs: sub-folders PATH/{noisy|input|lq}/ and "
         "PATH/{clean|gt|target|hq}/ with the same file stems, or one folder of "
         "<stem>_noisy.<ext> + <stem>_clean.<ext> (or _gt)",
+        "tfds:NAME[:SPLIT][@DATA_DIR]  a data set built with `denoise-jax data build NAME "
+        "--manual-dir PATH` (sidd, renoir, nind, paired_folder; split default train; "
+        "DATA_DIR default $TFDS_DATA_DIR or ~/tensorflow_datasets)",
     ]
 
 
@@ -209,6 +213,10 @@ def load(spec: str) -> Dataset:
             raise _bad_spec(spec, f"{kind}: needs a folder path, e.g. {kind}:~/photos")
         folder = os.path.abspath(os.path.expanduser(rest.strip()))
         return _folder_dataset(spec, folder) if kind == "folder" else _pairs_dataset(spec, folder)
+    if kind == "tfds":
+        from denoise_jax.data import builders  # imports tensorflow_datasets: only when asked
+
+        return builders.load_spec(spec.strip(), rest)
     raise _bad_spec(spec, f"unknown kind {kind!r}")
 
 

@@ -1,0 +1,335 @@
+"""The shared evaluation module: one table for classical and learned denoisers.
+
+Training, notebooks, the CLI and the app all call `evaluate`; nothing else in the
+project computes PSNR or SSIM (those live in `metrics`, used only from here and from
+the training loss reports).
+
+A *method* is anything with the denoiser call shape
+`denoise(noisy: [H, W, C] float32, sigma: float | None) -> [H, W, C] float32`;
+names resolve through `resolve_method` (classical baselines by name, trained runs by
+workdir path).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from denoise_jax import baselines, metrics, noise
+from denoise_jax.errors import UserError
+
+Method = Callable[[np.ndarray, float | None], np.ndarray]
+
+# Resolvers for method names that are not baselines (e.g. trained workdirs). Each takes
+# the name and returns a Method, or None when the name is not its kind.
+_RESOLVERS: list[Callable[[str], Method | None]] = []
+
+
+def register_resolver(resolver: Callable[[str], Method | None]) -> None:
+    """Lets another module (e.g. training checkpoints) supply methods by name."""
+    _RESOLVERS.append(resolver)
+
+
+def resolve_method(name: str) -> Method:
+    """Returns the denoiser called `name`: a baseline, or whatever a resolver knows."""
+    if name in baselines.names():
+        return baselines.get_baseline(name)
+    for resolver in _RESOLVERS:
+        method = resolver(name)
+        if method is not None:
+            return method
+    raise UserError(
+        f"unknown method {name!r}: use a classical method "
+        f"({', '.join(baselines.names())}) or a training workdir"
+    )
+
+
+@dataclasses.dataclass
+class MethodResult:
+    """Mean and per-image scores of one method on one data set."""
+
+    psnr: float
+    ssim: float
+    sec_per_mp: float
+    sigma: str  # how the method got the noise level: "given", "estimated", "blind" or "-"
+    per_image: list[dict[str, Any]]
+
+
+@dataclasses.dataclass
+class Report:
+    """What `evaluate` returns; renders as markdown, CSV, JSON and a figure."""
+
+    data: str
+    noise: str
+    seed: int
+    methods: dict[str, MethodResult]
+    # First few (name, clean, noisy, {method: denoised}) kept for the figure.
+    samples: list[tuple[str, np.ndarray, np.ndarray, dict[str, np.ndarray]]] = dataclasses.field(
+        default_factory=list, repr=False
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": self.data,
+            "noise": self.noise,
+            "seed": self.seed,
+            "metrics": metrics.DEFINITIONS,
+            "methods": {k: dataclasses.asdict(v) for k, v in self.methods.items()},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(_finite(self.to_dict()), indent=2)
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"data: {self.data} | noise: {self.noise} | seed: {self.seed}",
+            "",
+            "| method | PSNR (dB) | SSIM | s/MP | σ |",
+            "|---|---:|---:|---:|---|",
+        ]
+        for name, r in self.methods.items():
+            lines.append(
+                f"| {name} | {r.psnr:.2f} | {r.ssim:.4f} | {r.sec_per_mp:.3g} | {r.sigma} |"
+            )
+        lines += [
+            "",
+            "PSNR: " + metrics.DEFINITIONS["psnr"],
+            "SSIM: " + metrics.DEFINITIONS["ssim"],
+        ]
+        return "\n".join(lines)
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["method", "image", "psnr", "ssim", "seconds", "megapixels"])
+        for name, r in self.methods.items():
+            for row in r.per_image:
+                writer.writerow(
+                    [
+                        name,
+                        row["image"],
+                        row["psnr"],
+                        row["ssim"],
+                        row["seconds"],
+                        row["megapixels"],
+                    ]
+                )
+        return out.getvalue()
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no inf: identical images (PSNR inf) are written as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def center_crop(image: np.ndarray, size: int | None) -> np.ndarray:
+    """Crops image: [H, W, C] to at most size×size around its centre."""
+    if size is None:
+        return image
+    h, w = image.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return image[top : top + size, left : left + size]
+
+
+def noisy_version(seed: int, index: int, clean: np.ndarray, model: noise.NoiseModel) -> np.ndarray:
+    """The noisy input for image `index`: the same for every method and every run."""
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), index)
+    return np.asarray(model(key, jnp.asarray(clean, jnp.float32)), np.float32)
+
+
+def score(denoised: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
+    """(PSNR, SSIM) of one [H, W, C] image in [0, 1], the project's pinned definitions."""
+    x, y = jnp.asarray(denoised, jnp.float32), jnp.asarray(clean, jnp.float32)
+    return float(metrics.psnr(x, y, data_range=1.0)), float(metrics.ssim(x, y, data_range=1.0))
+
+
+def evaluate(
+    methods: Sequence[str] | dict[str, Method],
+    dataset: Sequence[Any],
+    noise_spec: str | None,
+    seed: int = 0,
+    *,
+    crop: int | None = None,
+    keep_samples: int = 0,
+    progress: bool = True,
+    data_name: str | None = None,
+) -> Report:
+    """Scores each method on each image of `dataset`.
+
+    Args:
+      methods: method names (see `resolve_method`) or a {name: Method} dict.
+      dataset: a sequence of examples with `name`, `clean` [H, W, C] float32 in [0, 1] and
+        optionally `noisy` (real pairs; then `noise_spec` must be None or "real").
+      noise_spec: a `noise.parse` spec applied to the clean images (same noise for every
+        method: keyed by `seed` and the image index).
+      crop: centre-crop every image to at most crop×crop first (faster tables).
+      keep_samples: keep the first n images' outputs in `Report.samples` for a figure.
+    """
+    if isinstance(methods, dict):
+        resolved = dict(methods)
+    else:
+        resolved = {name: resolve_method(name) for name in methods}
+    if not resolved:
+        raise UserError("no methods to evaluate: pass --methods, e.g. noisy,nlm,bm3d")
+    if len(dataset) == 0:
+        raise UserError("the data set is empty: nothing to evaluate")
+    real = noise_spec in (None, "real")
+    model = None if real else noise.parse(noise_spec)
+    if real and getattr(dataset[0], "noisy", None) is None:
+        raise UserError(
+            "no noise given and the data has no noisy images: pass --noise, e.g. gaussian:25"
+        )
+
+    per_method: dict[str, list[dict[str, Any]]] = {name: [] for name in resolved}
+    sigma_source: dict[str, str] = {}
+    samples = []
+    bar = tqdm(
+        total=len(dataset) * len(resolved),
+        desc="evaluating",
+        unit="run",
+        disable=not progress or None,
+    )
+    for index in range(len(dataset)):
+        example = dataset[index]
+        clean = center_crop(example.clean, crop)
+        if real:
+            noisy = center_crop(np.asarray(example.noisy, np.float32), crop)
+            if noisy.shape != clean.shape:
+                raise UserError(
+                    f"pair {example.name!r}: noisy {noisy.shape} and clean {clean.shape} "
+                    "differ in shape"
+                )
+        else:
+            noisy = noisy_version(seed, index, clean, model)
+        known_sigma = None if model is None or model.blind else model.sigma
+        outputs = {}
+        for name, method in resolved.items():
+            bar.set_postfix_str(f"{name} on {example.name}")
+            start = time.perf_counter()
+            denoised = np.asarray(method(noisy, known_sigma), np.float32)
+            seconds = time.perf_counter() - start
+            if denoised.shape != clean.shape:
+                raise UserError(
+                    f"method {name!r} returned shape {denoised.shape} "
+                    f"for an image of shape {clean.shape}"
+                )
+            p, s = score(denoised, clean)
+            megapixels = clean.shape[0] * clean.shape[1] / 1e6
+            per_method[name].append(
+                {
+                    "image": example.name,
+                    "psnr": p,
+                    "ssim": s,
+                    "seconds": seconds,
+                    "megapixels": megapixels,
+                }
+            )
+            sigma_source[name] = _sigma_source(method, known_sigma)
+            outputs[name] = denoised
+            bar.update()
+        if index < keep_samples:
+            samples.append((example.name, clean, noisy, outputs))
+    bar.close()
+
+    results = {}
+    for name, rows in per_method.items():
+        total_mp = sum(r["megapixels"] for r in rows)
+        results[name] = MethodResult(
+            psnr=float(np.mean([r["psnr"] for r in rows])),
+            ssim=float(np.mean([r["ssim"] for r in rows])),
+            sec_per_mp=sum(r["seconds"] for r in rows) / total_mp,
+            sigma=sigma_source[name],
+            per_image=rows,
+        )
+    return Report(
+        data=data_name or getattr(dataset, "spec", "?"),
+        noise=noise_spec or "real",
+        seed=seed,
+        methods=results,
+        samples=samples,
+    )
+
+
+def _sigma_source(method: Method, known_sigma: float | None) -> str:
+    if not getattr(method, "uses_sigma", True):
+        return "-"
+    if getattr(method, "blind", False):
+        return "blind"
+    return "given" if known_sigma is not None else "estimated"
+
+
+def figure(report: Report, path: str, zoom: int = 4) -> None:
+    """Writes a grid PNG: one row per kept image, columns noisy | each method | clean.
+
+    Each panel shows the whole image and, below it, a zoomed centre crop (1/zoom of the
+    side) so differences in fine texture are visible.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from denoise_jax.images import atomic_output
+
+    if not report.samples:
+        raise UserError("no samples kept for the figure: call evaluate(..., keep_samples=n)")
+    # The noisy input gets its own column unless "noisy" is already one of the methods.
+    columns = [*(["input"] if "noisy" not in report.methods else []), *report.methods, "clean"]
+    n = len(report.samples)
+    fig, axes = plt.subplots(
+        2 * n, len(columns), figsize=(2.4 * len(columns), 4.8 * n), squeeze=False
+    )
+    for row, (image_name, clean, noisy, outputs) in enumerate(report.samples):
+        panels = {"input": noisy, **outputs, "clean": clean}
+        for col, name in enumerate(columns):
+            image = np.clip(panels[name], 0.0, 1.0)
+            h, w = image.shape[:2]
+            ch, cw = max(8, h // zoom), max(8, w // zoom)
+            top, left = (h - ch) // 2, (w - cw) // 2
+            crop = image[top : top + ch, left : left + cw]
+            cmap = "gray" if image.shape[-1] == 1 else None
+            for r, img in ((2 * row, image), (2 * row + 1, crop)):
+                ax = axes[r, col]
+                ax.imshow(
+                    img.squeeze(-1) if cmap else img,
+                    cmap=cmap,
+                    vmin=0,
+                    vmax=1,
+                    interpolation="nearest",
+                )
+                ax.set_xticks([])
+                ax.set_yticks([])
+            axes[2 * row, col].add_patch(
+                plt.Rectangle((left, top), cw, ch, fill=False, edgecolor="yellow", linewidth=1)
+            )
+            if name == "clean":
+                title = f"clean\n{image_name}"
+            elif name == "input":
+                p, s = score(np.clip(noisy, 0.0, 1.0), clean)
+                title = f"noisy input\n{p:.2f} dB / {s:.3f}"
+            else:
+                entry = next(e for e in report.methods[name].per_image if e["image"] == image_name)
+                title = f"{name}\n{entry['psnr']:.2f} dB / {entry['ssim']:.3f}"
+            axes[2 * row, col].set_title(title, fontsize=8)
+    fig.suptitle(f"{report.data}, noise {report.noise} (PSNR / SSIM)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

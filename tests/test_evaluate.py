@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+
+from denoise_jax import data, evaluate
+from denoise_jax.errors import UserError
+
+
+def test_bm3d_beats_noisy_and_json_has_every_method(photo_dir):
+    report = evaluate.evaluate(["noisy", "bm3d"], data.load(f"folder:{photo_dir}"), "gaussian:25")
+    assert report.methods["bm3d"].psnr > report.methods["noisy"].psnr + 5
+    assert report.methods["bm3d"].ssim > report.methods["noisy"].ssim
+    parsed = json.loads(report.to_json())
+    assert set(parsed["methods"]) == {"noisy", "bm3d"}
+    assert len(parsed["methods"]["bm3d"]["per_image"]) == 3
+    assert "SSIM" in parsed["metrics"]["ssim"]
+    assert parsed["methods"]["bm3d"]["sigma"] == "given"
+
+
+def test_noise_is_identical_across_runs_and_methods(photo_dir):
+    ds = data.load(f"folder:{photo_dir}")
+    a = evaluate.evaluate(["noisy"], ds, "gaussian:25", seed=3)
+    b = evaluate.evaluate(["noisy", "gaussian"], ds, "gaussian:25", seed=3)
+    c = evaluate.evaluate(["noisy"], ds, "gaussian:25", seed=4)
+    assert a.methods["noisy"].per_image == [
+        {**r, "seconds": a.methods["noisy"].per_image[i]["seconds"]}
+        for i, r in enumerate(b.methods["noisy"].per_image)
+    ]
+    assert a.methods["noisy"].psnr != c.methods["noisy"].psnr
+
+
+def test_blind_noise_makes_baselines_estimate_sigma(photo_dir):
+    report = evaluate.evaluate(["wavelet"], data.load(f"folder:{photo_dir}"), "gaussian:10-30")
+    assert report.methods["wavelet"].sigma == "estimated"
+
+
+def test_markdown_and_csv_render(photo_dir):
+    report = evaluate.evaluate(["noisy", "median"], data.load(f"folder:{photo_dir}"), "gaussian:15")
+    md = report.to_markdown()
+    assert "| median |" in md and "PSNR" in md
+    rows = report.to_csv().strip().splitlines()
+    assert rows[0].startswith("method,image,psnr")
+    assert len(rows) == 1 + 2 * 3
+
+
+def test_figure_is_written(photo_dir, tmp_path):
+    from PIL import Image
+
+    report = evaluate.evaluate(
+        ["noisy", "gaussian"], data.load(f"folder:{photo_dir}"), "gaussian:25", keep_samples=2
+    )
+    out = tmp_path / "fig.png"
+    evaluate.figure(report, str(out))
+    with Image.open(out) as im:
+        assert im.size[0] > 300 and im.size[1] > 300
+
+
+def test_real_pairs_need_no_noise_spec(tmp_path):
+    import skimage.data
+    from PIL import Image
+
+    from tests.conftest import crop
+
+    clean = crop(skimage.data.astronaut(), 48)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "noisy").mkdir()
+    Image.fromarray(clean).save(tmp_path / "clean" / "a.png")
+    Image.fromarray(noisy).save(tmp_path / "noisy" / "a.png")
+    report = evaluate.evaluate(["noisy", "nlm"], data.load(f"pairs:{tmp_path}"), None)
+    assert report.noise == "real"
+    assert 18 < report.methods["noisy"].psnr < 25
+    assert report.methods["nlm"].psnr > report.methods["noisy"].psnr
+
+
+def test_unknown_method_and_missing_noise_are_user_errors(photo_dir):
+    ds = data.load(f"folder:{photo_dir}")
+    with pytest.raises(UserError, match="unknown method"):
+        evaluate.evaluate(["nope"], ds, "gaussian:25")
+    with pytest.raises(UserError, match="--noise"):
+        evaluate.evaluate(["noisy"], ds, None)

@@ -152,6 +152,12 @@ def run_train(args: argparse.Namespace) -> int:
     return train.main(["denoise-jax train", *args.rest])
 
 
+def run_data(args: argparse.Namespace) -> int:
+    from denoise_jax.data import build
+
+    return build.main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="denoise-jax",
@@ -180,6 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(run=run_train)
+
+    p = sub.add_parser(
+        "data",
+        add_help=False,
+        prefix_chars="\0",
+        help="build real-noise data sets from your folders: data build sidd|renoir|nind|"
+        "paired_folder --manual-dir PATH; data list (`data --help` for more)",
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(run=run_data)
 
     p = sub.add_parser("models", help="list every architecture with parameters and GMACs")
     p.add_argument("--size", type=int, default=256, help="square input side (default: %(default)s)")

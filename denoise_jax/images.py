@@ -98,7 +98,14 @@ def from_uint(array: np.ndarray) -> np.ndarray:
 
 def read_image(path: str) -> Image:
     """Decodes an image file; any problem is a one-line `UserError` naming `path`."""
-    data = _read_bytes(path)
+    return decode_image(_read_bytes(path), path)
+
+
+def decode_image(data: bytes, path: str) -> Image:
+    """Decodes an encoded image held in memory (uploads, stored datasets).
+
+    `path` names the source in errors and in `Image.path`.
+    """
     if data[:4] in _TIFF_MAGICS:
         samples, orientation, bit_depth = _read_tiff_samples(path, data)
     else:

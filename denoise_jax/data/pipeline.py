@@ -28,38 +28,30 @@ TFDS_PREFIX = "tfds:"
 
 
 def training_source(spec: str, download: bool = False) -> Sequence[data.Example]:
-    """The data set named by `spec`: any `data.load` spec or `tfds:NAME[:SPLIT]`.
+    """The data set named by `spec` (any `data.load` spec, `tfds:NAME[:SPLIT][@DIR]` included).
 
-    `tfds:` reads an already prepared TFDS data set (array_record format) and only touches
-    the network when `download` is true.
+    Only with `download` does a `tfds:` spec of a TFDS catalog set (e.g. tfds:mnist:train)
+    first let TFDS fetch and prepare it; otherwise nothing touches the network.
     """
-    if spec.startswith(TFDS_PREFIX):
-        return tfds_source(spec, download)
+    if download and spec.startswith(TFDS_PREFIX):
+        prepare_tfds(spec)
     return data.load(spec)
 
 
-def tfds_source(spec: str, download: bool = False) -> data.Dataset:
-    """`tfds:NAME[:SPLIT]` (e.g. tfds:mnist:train) as a `data.Dataset` of clean images."""
-    parts = spec[len(TFDS_PREFIX):].split(":")
-    name, split = parts[0], parts[1] if len(parts) > 1 else "train"
+def prepare_tfds(spec: str) -> None:
+    """Lets TFDS download and prepare `tfds:NAME[:SPLIT][@DATA_DIR]` (needs the network)."""
+    where, _, data_dir = spec[len(TFDS_PREFIX):].partition("@")
+    name, _, split = where.partition(":")
     try:
         import tensorflow_datasets as tfds
 
-        source = tfds.data_source(name, split=split, download=download, try_gcs=False)
+        # data_source prepares array_record files, which `data.load` reads without TF.
+        tfds.data_source(name, split=split or "train", data_dir=data_dir or None, download=True)
     except Exception as e:  # tfds raises many types; the user needs one line either way
-        hint = ("it is not prepared in ~/tensorflow_datasets: pass --config.data.download=True "
-                "(needs the network, and TFDS may need TensorFlow to prepare it) or use the "
-                "embedded mnist_5k:train") if not download else "see the TFDS message"
-        raise UserError(f"cannot read {spec}: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
-                        f"; {hint}") from e
-
-    def get(i: int) -> data.Example:
-        image = np.asarray(source[i]["image"])
-        image = image[..., None] if image.ndim == 2 else image
-        return data.Example(f"{name}_{split}_{i:06d}", image.astype(np.float32) / 255.0)
-
-    return data.Dataset(spec, f"TFDS {name} ({split})", [f"{name}_{split}_{i:06d}"
-                        for i in range(len(source))], get)
+        text = (str(e).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"TFDS could not download and prepare {spec} ({type(e).__name__}: "
+                        f"{text}); preparing some catalog sets needs TensorFlow, which this "
+                        "project does not use: use the embedded mnist_5k:train instead") from e
 
 
 def _crop_or_pad(rng: np.random.Generator, images: list[np.ndarray], patch: int) -> list:

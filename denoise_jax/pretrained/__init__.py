@@ -1,0 +1,64 @@
+"""Pretrained models shipped inside the package (`denoise-jax denoise --model NAME`).
+
+Each model is a sub-folder `denoise_jax/pretrained/<name>/` laid out like a training workdir,
+so the same loader reads both:
+
+    <name>/config.json         the training config (model name and arguments)
+    <name>/checkpoints/<step>/ an orbax checkpoint (the `state` item of `checkpoints.save`)
+    <name>/MODEL_CARD.md       what it was trained on, noise levels, scores, licence
+
+To ship a trained run: copy its `config.json` and its best `checkpoints/<step>/` folder here
+under a new name and write the card. Nothing is ever downloaded: a name that is not a folder
+here is an error.
+"""
+
+from __future__ import annotations
+
+import os
+
+from denoise_jax.errors import UserError
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+CARD = "MODEL_CARD.md"
+
+
+def _is_model(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, "config.json")) and os.path.isdir(
+        os.path.join(folder, "checkpoints")
+    )
+
+
+def names(root: str | None = None) -> list[str]:
+    """Names of the shipped models present under `root` (default: this package), sorted."""
+    root = root or ROOT
+    return sorted(
+        name
+        for name in os.listdir(root)
+        if not name.startswith((".", "_")) and _is_model(os.path.join(root, name))
+    )
+
+
+def find(name: str, root: str | None = None) -> str:
+    """The folder of the shipped model `name` (a workdir-like path for `checkpoints`).
+
+    An unknown name is a `UserError` listing the shipped ones (or saying there are none).
+    """
+    root = root or ROOT
+    known = names(root)
+    if name in known:
+        return os.path.join(root, name)
+    if not known:
+        raise UserError(
+            f"unknown pretrained model {name!r}: no pretrained models are shipped with this "
+            "version yet; use --workdir DIR (your training run) or --method bm3d|nlm|..."
+        )
+    raise UserError(f"unknown pretrained model {name!r}: choose one of {', '.join(known)}")
+
+
+def model_card(name: str, root: str | None = None) -> str:
+    """The text of `<name>/MODEL_CARD.md` ("" when the folder has none)."""
+    path = os.path.join(find(name, root), CARD)
+    if not os.path.isfile(path):
+        return ""
+    with open(path, encoding="utf-8") as f:
+        return f.read()

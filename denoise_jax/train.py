@@ -1,0 +1,517 @@
+"""Training: `train_and_evaluate(config, workdir)` and the `denoise-jax train` entry point.
+
+    denoise-jax train --config experiments/skimage_gauss.py[:tiny] --workdir runs/x \\
+        [--config.optimizer.lr=3e-4 ...]
+
+Data parallel over every device (`jax.make_mesh` 'data' axis): batches sharded along it,
+parameters and optimizer state replicated; several hosts join through
+`jax.distributed.initialize()`. The noise is drawn inside the jitted step from
+`fold_in(noise_key, step)` and the input pipeline's position is checkpointed, so a resumed
+run computes exactly what an uninterrupted one would. Re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from ml_collections import ConfigDict
+
+from denoise_jax import checkpoints, optim, writers
+from denoise_jax.data import pipeline
+from denoise_jax.errors import UserError
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a step changes; a pytree (replicated over the mesh, saved by orbax)."""
+
+    step: jax.Array  # [] int32: updates done
+    params: Any
+    batch_stats: Any  # {} for models without batch norm
+    opt_state: Any
+    ema_params: Any = None  # exponential moving average of params, or None
+
+
+class NonFiniteLoss(UserError):
+    """The training loss became NaN or infinite."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure pieces: model, state, step, evaluation method.
+
+
+def build_model(config: ConfigDict) -> tuple[nn.Module, bool]:
+    """(model, from_logits): the config's model; BCE models output logits when they can."""
+    from denoise_jax import models
+
+    kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
+    model = models.get_model(config.model.name, **kwargs)
+    fields = {f.name for f in dataclasses.fields(model)}
+    from_logits = config.loss == "bce" and "return_logits" in fields
+    if from_logits:
+        model = model.clone(return_logits=True)
+    return model, from_logits
+
+
+def create_state(key: jax.Array, model: nn.Module, tx: optax.GradientTransformation,
+                 shape: tuple[int, int, int], ema: bool) -> TrainState:
+    """A fresh state for inputs of `shape` ([H, W, C]); params from `key`."""
+    variables = model.init(key, jnp.zeros((1, *shape), jnp.float32), train=False)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+        ema_params=jax.tree.map(jnp.copy, params) if ema else None,
+    )
+
+
+def train_step(
+    key: jax.Array,
+    state: TrainState,
+    batch: dict[str, jax.Array],
+    *,
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    loss_fn: optim.Loss,
+    noise_model: Callable[[jax.Array, jax.Array], jax.Array] | None,
+    from_logits: bool,
+    ema_decay: float | None,
+    lr_fn: Callable[[jax.Array, Any], jax.Array],
+    plateau: bool,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer update on a batch.
+
+    Args:
+      key: the run's noise key; this step draws its noise from `fold_in(key, state.step)`.
+      batch: {"clean": [B, H, W, C] float32 in [0, 1]} plus "noisy" for real pairs (then
+        no noise is drawn).
+    Returns:
+      (new state, {"loss", "grad_norm", "lr"} scalars).
+    """
+    clean = batch["clean"]
+    if "noisy" in batch:
+        noisy = batch["noisy"]
+    else:
+        noisy = noise_model(jax.random.fold_in(key, state.step), clean)
+    has_bn = bool(jax.tree.leaves(state.batch_stats))
+
+    def loss_of(params):
+        variables = {"params": params}
+        if has_bn:
+            variables["batch_stats"] = state.batch_stats
+            out, updates = model.apply(variables, noisy, train=True, mutable=["batch_stats"])
+        else:
+            out, updates = model.apply(variables, noisy, train=True), {}
+        return loss_fn(out, clean, from_logits), updates
+
+    (loss, updates), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+    extra = {"value": loss} if plateau else {}
+    steps, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
+    params = optax.apply_updates(state.params, steps)
+    ema = state.ema_params
+    if ema is not None:
+        ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, params)
+    new_state = state.replace(
+        step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema,
+        batch_stats=updates.get("batch_stats", state.batch_stats),
+    )
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+               "lr": lr_fn(state.step, state.opt_state)}
+    return new_state, metrics
+
+
+def eval_variables(state: TrainState) -> dict[str, Any]:
+    """The variables a denoiser uses: EMA params when kept, else the current params."""
+    variables = {"params": state.ema_params if state.ema_params is not None else state.params}
+    if jax.tree.leaves(state.batch_stats):
+        variables["batch_stats"] = state.batch_stats
+    return variables
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _predict(model: nn.Module, from_logits: bool, variables: dict, x: jax.Array) -> jax.Array:
+    """x: [B, H, W, C] -> denoised [B, H, W, C] float32 in [0, 1] (eval mode)."""
+    out = model.apply(variables, x, train=False)
+    if from_logits:
+        out = jax.nn.sigmoid(out)
+    return jnp.clip(out.astype(jnp.float32), 0.0, 1.0)
+
+
+def make_method(model: nn.Module, variables: dict[str, Any], from_logits: bool,
+                name: str = "model") -> Callable[[np.ndarray, float | None], np.ndarray]:
+    """A blind denoiser `denoise(noisy [H, W, C] float32, sigma) -> [H, W, C] in [0, 1]`.
+
+    Compiled once per model and image shape (shared by every method of the same model).
+    """
+
+    def denoise(noisy: np.ndarray, sigma: float | None = None) -> np.ndarray:
+        x = jnp.asarray(noisy, jnp.float32)[None]
+        try:
+            out = _predict(model, from_logits, variables, x)
+        except flax.errors.ScopeParamShapeError as e:
+            raise UserError(f"{name} cannot denoise an image of shape {tuple(noisy.shape)}: its "
+                            "weights fit the training images' size/channels only") from e
+        return np.asarray(out[0])
+
+    denoise.blind = True
+    denoise.compiles_per_shape = True  # evaluate times it after one warm-up call per shape
+    return denoise
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup helpers (host side).
+
+
+def maybe_initialize_distributed(config: ConfigDict) -> None:
+    """Joins a multi-host run when `config.distributed` or `JAX_COORDINATOR_ADDRESS` asks.
+
+    Process count and id come from the config, from `JAX_NUM_PROCESSES` / `JAX_PROCESS_ID`,
+    or from JAX's cluster auto-detection (SLURM, Open MPI, Cloud TPU, ...).
+    """
+    wanted = config.get("distributed", False) or "JAX_COORDINATOR_ADDRESS" in os.environ
+    if not wanted or jax.distributed.is_initialized():
+        return
+    env = os.environ
+
+    def pick(field: str, var: str) -> Any:
+        value = config.get(field)
+        if value is None and var in env:
+            value = env[var] if field == "coordinator_address" else int(env[var])
+        return value
+
+    jax.distributed.initialize(
+        coordinator_address=pick("coordinator_address", "JAX_COORDINATOR_ADDRESS"),
+        num_processes=pick("num_processes", "JAX_NUM_PROCESSES"),
+        process_id=pick("process_id", "JAX_PROCESS_ID"),
+        initialization_timeout=int(config.get("distributed_timeout", 300) or 300),
+    )
+
+
+def make_mesh() -> jax.sharding.Mesh:
+    """A 1-D 'data' mesh over every device of every process."""
+    return jax.make_mesh((jax.device_count(),), ("data",),
+                         axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def check_batch(global_batch: int) -> int:
+    """The per-process batch; a UserError if `global_batch` does not split over devices."""
+    devices, processes = jax.device_count(), jax.process_count()
+    if global_batch % devices:
+        raise UserError(f"batch size {global_batch} does not divide over {devices} devices: set "
+                        f"--config.data.batch to a multiple of {devices}")
+    return global_batch // processes
+
+
+def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
+    """This process's share of a batch -> global arrays sharded along the batch axis."""
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def local_copy(tree: Any) -> Any:
+    """Replicated global arrays -> arrays on this process's first device (for evaluation)."""
+    return jax.tree.map(lambda x: x.addressable_data(0) if isinstance(x, jax.Array) else x, tree)
+
+
+def num_steps(config: ConfigDict, num_train: int) -> int:
+    """`num_epochs` (when set) over `num_train` images at the global batch, else `num_steps`."""
+    if config.get("num_epochs"):
+        return int(np.ceil(config.num_epochs * num_train / config.data.batch))
+    return int(config.num_steps)
+
+
+def validation_set(config: ConfigDict):
+    """The (possibly truncated) validation data set, or None when eval is off."""
+    spec = config.eval.get("data")
+    if not spec:
+        return None
+    dataset = pipeline.training_source(spec, config.data.get("download", False))
+    limit = config.eval.get("max_images")
+    return dataset[:limit] if limit else dataset  # data.Dataset slices to a Dataset
+
+
+def run_evaluation(model, state, from_logits, config, dataset, workdir, step, writer,
+                   samples: bool) -> float:
+    """Validation PSNR/SSIM through the shared `evaluate` module; writes samples when asked."""
+    from denoise_jax import evaluate
+
+    name = config.model.name
+    method = make_method(model, local_copy(eval_variables(state)), from_logits, name)
+    noise_spec = config.eval.get("noise") or None
+    report = evaluate.evaluate(
+        {name: method}, dataset, None if noise_spec == "real" else noise_spec, config.seed,
+        crop=config.eval.get("crop") or None, progress=False, data_name=config.eval.data,
+        keep_samples=config.eval.get("samples", 0) if samples else 0,
+    )
+    result = report.methods[name]
+    writer.write_scalars(step, "val", {"psnr": result.psnr, "ssim": result.ssim})
+    if samples and report.samples and jax.process_index() == 0:
+        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+        evaluate.figure(report, os.path.join(workdir, "samples", f"step_{step}.png"))
+        writer.write_images(step, {
+            f"samples/{img}": np.concatenate([noisy, out[name], clean], axis=1)
+            for img, clean, noisy, out in report.samples})
+    return result.psnr
+
+
+def check_finite(pending: list[tuple[int, dict]], mngr, workdir: str) -> dict[str, float]:
+    """Fetches the step metrics since the last check; stops the run at a non-finite loss.
+
+    Returns the window's mean metrics. Raises `NonFiniteLoss` naming the first bad step
+    and the last good checkpoint (saves are only made after this check passes).
+    """
+    fetched = jax.device_get([m for _, m in pending])
+    for (step, _), m in zip(pending, fetched, strict=True):
+        if not np.isfinite(m["loss"]):
+            mngr.wait_until_finished()
+            good = mngr.latest_step()
+            where = (f"last good checkpoint is step {good} in {workdir}/checkpoints"
+                     if good is not None else "no checkpoint was saved before it")
+            raise NonFiniteLoss(
+                f"loss became {float(m['loss'])} at step {step}; {where}; lower the learning "
+                f"rate (--config.optimizer.lr) or set --config.optimizer.clip_norm=1.0, then "
+                "re-run to resume from it")
+    return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+
+
+def tree_is_finite(tree: Any) -> bool:
+    """True when every float leaf of a (replicated) pytree is finite; checked on the host."""
+    leaves = jax.device_get(jax.tree.leaves(local_copy(tree)))
+    return all(np.isfinite(x).all() for x in leaves if np.issubdtype(x.dtype, np.floating))
+
+
+def make_init(config: ConfigDict, model: nn.Module, tx: optax.GradientTransformation,
+              shape: tuple[int, int, int], mesh: jax.sharding.Mesh) -> Callable:
+    """Jitted `init(key) -> TrainState`, replicated over `mesh`."""
+    return jax.jit(functools.partial(create_state, model=model, tx=tx, shape=shape,
+                                     ema=bool(config.get("ema"))),
+                   out_shardings=NamedSharding(mesh, P()))
+
+
+def make_train_step(config: ConfigDict, model: nn.Module, from_logits: bool,
+                    tx: optax.GradientTransformation, total_steps: int,
+                    mesh: jax.sharding.Mesh) -> Callable:
+    """Jitted `step(key, state, batch) -> (state, metrics)` for `mesh` (state donated).
+
+    The batch is sharded along the mesh's 'data' axis; state and metrics come back
+    replicated, so XLA inserts the gradient all-reduce.
+    """
+    noise_model = None
+    if config.get("noise") and config.noise != "real":
+        from denoise_jax import noise
+
+        noise_model = noise.parse(config.noise)
+    replicated = NamedSharding(mesh, P())
+    step = functools.partial(
+        train_step, model=model, tx=tx, loss_fn=optim.loss_fn(config.loss),
+        noise_model=noise_model, from_logits=from_logits, ema_decay=config.get("ema") or None,
+        lr_fn=functools.partial(optim.lr_at, config.optimizer, total_steps),
+        plateau=config.optimizer.get("schedule") == "plateau")
+    return jax.jit(step, out_shardings=(replicated, replicated), donate_argnums=(1,))
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+
+
+def _due(every: int | None, step: int, last: int) -> bool:
+    """Whether a periodic action (every `every` steps, and at the last step) runs at `step`."""
+    return bool(every) and (step % every == 0 or step == last)
+
+
+def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
+    """Trains `config` in `workdir` (resuming from its newest good checkpoint); returns the state.
+
+    Writes workdir/config.json, checkpoints/ (last `keep` + the best by validation PSNR),
+    metrics.jsonl, tensorboard/ and samples/step_N.png.
+    """
+    maybe_initialize_distributed(config)
+    workdir = os.path.abspath(os.path.expanduser(workdir))
+    lead = jax.process_index() == 0
+    mesh = make_mesh()
+    replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    local_batch = check_batch(config.data.batch)
+
+    train_data = pipeline.training_source(config.data.train, config.data.get("download", False))
+    shape = pipeline.check_shapes(train_data, config.data.get("patch"))
+    total_steps = num_steps(config, len(train_data))
+    batches = pipeline.batches(
+        train_data, batch=local_batch, patch=config.data.get("patch"),
+        augment=config.data.get("augment", True), seed=config.seed,
+        num_threads=config.data.get("num_threads", 2), prefetch=config.data.get("prefetch", 8))
+    val_data = validation_set(config)
+
+    model, from_logits = build_model(config)
+    tx = optim.make_optimizer(config.optimizer, total_steps)
+    init_key, noise_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    init = make_init(config, model, tx, shape, mesh)
+    state = init(init_key)
+
+    checkpoints.write_config(workdir, config, announce=lead)
+    mngr = checkpoints.manager(workdir, keep=config.get("keep", 3))
+    restored = checkpoints.restore(mngr, state)
+    start = 0
+    if restored is not None:
+        start, state, data_state = restored
+        batches.set_state(data_state)
+        if lead:
+            print(f"resuming {workdir} from step {start}", flush=True)
+
+    step_fn = make_train_step(config, model, from_logits, tx, total_steps, mesh)
+    noise_key = jax.device_put(noise_key, replicated)
+
+    writer = writers.MetricWriter(workdir, resume_step=start if start else None, enabled=lead)
+    if lead and start == 0:
+        n_params = sum(x.size for x in jax.tree.leaves(state.params))
+        print(f"training {config.model.name} ({n_params:,} parameters) for {total_steps} steps "
+              f"on {jax.device_count()} device(s), batch {config.data.batch}; workdir {workdir}",
+              flush=True)
+    if lead and start >= total_steps:
+        print(f"{workdir} is already trained to step {start} (num_steps {total_steps}); "
+              "raise --config.num_steps to train further", flush=True)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True,
+               disable=None if lead else True)
+    pending, tick = [], time.perf_counter()
+    try:
+        for step in range(start + 1, total_steps + 1):
+            batch = to_global(next(batches), batch_sharding)
+            state, metrics = step_fn(noise_key, state, batch)
+            pending.append((step, metrics))
+            bar.update()
+            save = _due(config.checkpoint_every, step, total_steps)
+            if _due(config.log_every, step, total_steps) or save:
+                means = check_finite(pending, mngr, workdir)
+                seconds = time.perf_counter() - tick
+                means.update(steps_per_sec=len(pending) / seconds,
+                             images_per_sec=len(pending) * config.data.batch / seconds)
+                writer.write_scalars(step, "train", means)
+                bar.set_postfix(loss=f"{means['loss']:.4g}", lr=f"{means['lr']:.3g}")
+                pending = []
+            val_psnr = None
+            if val_data is not None and _due(config.eval_every, step, total_steps):
+                val_psnr = run_evaluation(
+                    model, state, from_logits, config, val_data, workdir, step, writer,
+                    samples=_due(config.get("sample_every"), step, total_steps))
+                if lead:
+                    bar.write(f"step {step}: val PSNR {val_psnr:.2f} dB")
+            if save:
+                if not tree_is_finite(state.params):
+                    raise NonFiniteLoss(
+                        f"the parameters became NaN/inf at step {step}; last good checkpoint "
+                        f"is step {mngr.latest_step()}; lower the learning rate")
+                checkpoints.save(mngr, step, state, batches.get_state(), val_psnr)
+            if not pending:
+                tick = time.perf_counter()  # steps/s leaves out logging, evaluation, saving
+    finally:
+        bar.close()
+        mngr.wait_until_finished()
+        mngr.close()
+        writer.close()
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line.
+
+USAGE = """\
+usage: denoise-jax train --config experiments/NAME.py[:ARG] --workdir DIR [--config.KEY=VALUE ...]
+
+Trains an experiment config; re-running the same command resumes from DIR's newest good
+checkpoint (a changed config is reported and used).
+
+  --config FILE[:ARG]   an experiment file with get_config(arg); ARG 'tiny' shrinks it
+                        for a quick smoke run
+  --workdir DIR         where checkpoints/, metrics.jsonl, tensorboard/, samples/ and
+                        config.json go
+  --config.KEY=VALUE    override any config field, e.g. --config.optimizer.lr=3e-4
+                        --config.num_steps=2000 --config.data.batch=32
+
+Writes: DIR/config.json, DIR/checkpoints/<step>/ (the last `keep` plus the best by
+validation PSNR), DIR/metrics.jsonl, DIR/tensorboard/ (tensorboard --logdir DIR),
+DIR/samples/step_N.png. Evaluate a run with: denoise-jax eval --methods noisy,DIR ...
+"""
+
+
+def _experiments_help() -> str:
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "experiments")
+    if not os.path.isdir(folder):
+        return ""
+    names = sorted(f for f in os.listdir(folder) if f.endswith(".py") and f not in
+                   ("__init__.py", "base.py"))
+    return "\nexperiments:\n" + "".join(f"  experiments/{n}\n" for n in names)
+
+
+def main(argv: list[str]) -> int:
+    """`denoise-jax train ...`: argv[0] is the program name, the rest the flags above.
+
+    Parses with a fresh absl `FlagValues` each call, so it can run more than once in a
+    process and be called from an argparse-based parent. Raises `UserError` for bad input.
+    """
+    from absl import flags
+    from ml_collections import config_flags
+
+    argv = list(argv) or ["denoise-jax train"]
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "experiment config file[:arg]",
+                                    flag_values=fv, sys_argv=argv)
+    flags.DEFINE_string("workdir", None, "output directory (re-running resumes)", flag_values=fv)
+    helps = ("-h", "--help", "-help", "--helpfull")
+    wants_help = any(a in helps for a in argv[1:])
+    try:
+        rest = fv([a for a in argv if a not in helps])
+        config = fv.config
+        if config is not None:
+            config.keys()  # a config file that failed to load raises only when used
+    except (flags.Error, OSError, AttributeError, KeyError, TypeError, ValueError) as e:
+        if wants_help:
+            print(USAGE + _experiments_help())
+            return 0
+        raise UserError(f"train: {_flag_error(e)} (see denoise-jax train --help)") from e
+    if wants_help:
+        print(USAGE + _experiments_help())
+        if config is not None:
+            print(f"the chosen config (every field can be overridden):\n{config}")
+        return 0
+    if len(rest) > 1:
+        raise UserError(f"train: unexpected arguments {rest[1:]} (flags look like --name=value)")
+    if config is None or not fv.workdir:
+        raise UserError("train needs --config experiments/NAME.py[:ARG] and --workdir DIR "
+                        "(see denoise-jax train --help)")
+    train_and_evaluate(config, fv.workdir)
+    return 0
+
+
+def _flag_error(e: Exception) -> str:
+    """One line from absl / ml_collections' flag and config-loading errors."""
+    if isinstance(e, AttributeError | KeyError):
+        return f"no such config field: {str(e).strip(chr(34) + chr(39))}"
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    return lines[-1] if "Traceback" in str(e) or "Attempted" in str(e) else lines[0]
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)

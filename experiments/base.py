@@ -1,0 +1,98 @@
+"""Shared defaults for every experiment; an experiment changes a few fields.
+
+Experiment files are loaded by path (`--config experiments/NAME.py[:ARG]`) from any working
+directory, so they load this file by path (relative to their own `__file__`) too.
+
+Schema (every field can be overridden: `--config.optimizer.lr=3e-4`):
+  seed                  PRNG seed: parameters, noise (fold_in(key, step)), data order
+  model.name, model.*   a registered model and its keyword arguments
+  data.train            data spec (see `denoise-jax eval --help`) or tfds:NAME[:SPLIT]
+  data.patch            random crop side; None or 0 for whole (equally sized) images
+  data.batch            global batch (split over all devices of all hosts)
+  data.augment          random flips / 90° rotations
+  data.download         allow TFDS to download (never by default: runs stay offline)
+  data.num_threads, data.prefetch   grain reader threads and prefetch buffer
+  noise                 noise spec added on the fly (ignored for real noisy/clean pairs)
+  loss                  mse | l1 | charbonnier | bce
+  optimizer.*           name (adam|adamw|adadelta|sgd), lr, schedule (constant|cosine|step|
+                        plateau), warmup, clip_norm, weight_decay and per-optimizer knobs
+  ema                   EMA decay of the parameters used for evaluation; None or 0: off
+  num_steps             training steps; num_epochs (when set) overrides it
+  log_every, eval_every, checkpoint_every, sample_every   in steps (0 = never)
+  keep                  newest checkpoints kept (the best by val PSNR is kept too)
+  eval.data, eval.noise, eval.crop (0/None: whole images), eval.max_images (None: all),
+                        eval.samples (images in samples/step_N.png)   periodic validation
+  distributed, coordinator_address, num_processes, process_id   multi-host (see train.py)
+"""
+
+from ml_collections import ConfigDict, config_dict
+
+
+def get_config() -> ConfigDict:
+    """The defaults: a blind colour Gaussian denoiser on the bundled photos."""
+    config = ConfigDict()
+    config.seed = 0
+    config.model = ConfigDict({"name": "dncnn"})
+    config.data = ConfigDict({
+        "train": "skimage:train:rgb",
+        "patch": config_dict.placeholder(int),
+        "batch": 16,
+        "augment": True,
+        "download": False,
+        "num_threads": 2,
+        "prefetch": 8,
+    })
+    config.data.patch = 64
+    config.noise = "gaussian:0-55"
+    config.loss = "mse"
+    config.optimizer = ConfigDict({
+        "name": "adam",
+        "lr": 1e-3,
+        "schedule": "constant",
+        "warmup": 0,
+        "clip_norm": config_dict.placeholder(float),
+        "weight_decay": 0.0,
+        "b1": 0.9, "b2": 0.999,  # adam / adamw
+        "rho": 0.95, "eps": 1e-7,  # adadelta (Keras' values)
+        "momentum": 0.9, "nesterov": False,  # sgd
+        "end_factor": 0.0,  # cosine: final lr = lr * end_factor
+        "step_every": config_dict.placeholder(int), "step_factor": 0.1,  # step
+        "plateau_factor": 0.7, "plateau_patience": 3, "plateau_steps": 100,  # plateau
+    })
+    config.ema = config_dict.placeholder(float)
+    config.num_steps = 10_000
+    config.num_epochs = config_dict.placeholder(int)
+    config.log_every = 100
+    config.eval_every = 1000
+    config.checkpoint_every = 1000
+    config.sample_every = 1000
+    config.keep = 3
+    config.eval = ConfigDict({
+        "data": "skimage:test:rgb",
+        "noise": "gaussian:25",
+        "crop": config_dict.placeholder(int),
+        "max_images": config_dict.placeholder(int),
+        "samples": 2,
+    })
+    config.distributed = False
+    config.coordinator_address = config_dict.placeholder(str)
+    config.num_processes = config_dict.placeholder(int)
+    config.process_id = config_dict.placeholder(int)
+    config.distributed_timeout = 300
+    return config
+
+
+def shrink(config: ConfigDict) -> ConfigDict:
+    """The `:tiny` variant's common part: a few steps on small batches (tests, CI)."""
+    config.num_steps = 4
+    config.num_epochs = None
+    config.log_every = 2
+    config.eval_every = 4
+    config.checkpoint_every = 2
+    config.sample_every = 4
+    config.data.batch = 4
+    config.data.num_threads = 1
+    config.data.prefetch = 2
+    config.eval.max_images = 2
+    config.eval.samples = 1
+    return config

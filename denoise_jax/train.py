@@ -240,7 +240,8 @@ def validation_set(config: ConfigDict):
     spec = config.eval.get("data")
     if not spec:
         return None
-    dataset = pipeline.training_source(spec, config.data.get("download", False))
+    dataset = pipeline.training_source(spec, config.data.get("download", False),
+                                       resize=config.eval.get("resize"))
     limit = config.eval.get("max_images")
     return dataset[:limit] if limit else dataset  # data.Dataset slices to a Dataset
 
@@ -338,16 +339,24 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
     """Trains `config` in `workdir` (resuming from its newest good checkpoint); returns the state.
 
     Writes workdir/config.json, checkpoints/ (last `keep` + the best by validation PSNR),
-    metrics.jsonl, tensorboard/ and samples/step_N.png.
+    metrics.jsonl, tensorboard/ and samples/step_N.png. With `early_stop_patience` N, stops
+    after N evaluations without a better validation PSNR and writes workdir/early_stopped.json
+    (a re-run then stops at once; delete the file to train on).
     """
     maybe_initialize_distributed(config)
+    config = pipeline.resolve(config)  # data.name -> data specs; noise "real" for pairs
     workdir = os.path.abspath(os.path.expanduser(workdir))
     lead = jax.process_index() == 0
     mesh = make_mesh()
     replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     local_batch = check_batch(config.data.batch)
 
-    train_data = pipeline.training_source(config.data.train, config.data.get("download", False))
+    train_data = pipeline.training_source(config.data.train, config.data.get("download", False),
+                                          resize=config.data.get("resize"))
+    if train_data[0].noisy is None and config.get("noise") in (None, "", "real"):
+        raise UserError(f"{config.data.train} holds clean images only and noise is "
+                        f"{config.get('noise')!r}: set --config.noise (e.g. camera) or train on "
+                        "real pairs (--config.data.name=NAME or --config.data.train=pairs:PATH)")
     shape = pipeline.check_shapes(train_data, config.data.get("patch"))
     total_steps = num_steps(config, len(train_data))
     batches = pipeline.batches(
@@ -371,6 +380,14 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
         batches.set_state(data_state)
         if lead:
             print(f"resuming {workdir} from step {start}", flush=True)
+    stopped = _early_stop_record(workdir)
+    if stopped and start >= stopped["step"]:
+        if lead:
+            print(f"{workdir} stopped early at step {stopped['step']} (no better validation "
+                  f"PSNR in {stopped['patience']} evaluations); delete {EARLY_STOPPED} to train "
+                  "on", flush=True)
+        mngr.close()
+        return state
 
     step_fn = make_train_step(config, model, from_logits, tx, total_steps, mesh)
     noise_key = jax.device_put(noise_key, replicated)
@@ -381,9 +398,11 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
         print(f"training {config.model.name} ({n_params:,} parameters) for {total_steps} steps "
               f"on {jax.device_count()} device(s), batch {config.data.batch}; workdir {workdir}",
               flush=True)
+    patience, best_psnr, stale = config.get("early_stop_patience") or 0, -np.inf, 0
     if lead and start >= total_steps:
-        print(f"{workdir} is already trained to step {start} (num_steps {total_steps}); "
-              "raise --config.num_steps to train further", flush=True)
+        knob = "num_epochs" if config.get("num_epochs") else "num_steps"
+        print(f"{workdir} is already trained to step {start} of {total_steps}; "
+              f"raise --config.{knob} to train further", flush=True)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True,
@@ -404,19 +423,30 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
                 writer.write_scalars(step, "train", means)
                 bar.set_postfix(loss=f"{means['loss']:.4g}", lr=f"{means['lr']:.3g}")
                 pending = []
-            val_psnr = None
+            val_psnr, stop = None, False
             if val_data is not None and _due(config.eval_every, step, total_steps):
                 val_psnr = run_evaluation(
                     model, state, from_logits, config, val_data, workdir, step, writer,
                     samples=_due(config.get("sample_every"), step, total_steps))
                 if lead:
                     bar.write(f"step {step}: val PSNR {val_psnr:.2f} dB")
-            if save:
+                best_psnr, stale = ((val_psnr, 0) if val_psnr > best_psnr
+                                    else (best_psnr, stale + 1))
+                stop = bool(patience) and stale >= patience and step < total_steps
+            if save or stop:
+                if pending:  # a stop between log steps: check and log the steps since
+                    writer.write_scalars(step, "train", check_finite(pending, mngr, workdir))
+                    pending = []
                 if not tree_is_finite(state.params):
                     raise NonFiniteLoss(
                         f"the parameters became NaN/inf at step {step}; last good checkpoint "
                         f"is step {mngr.latest_step()}; lower the learning rate")
                 checkpoints.save(mngr, step, state, batches.get_state(), val_psnr)
+            if stop:
+                _record_early_stop(workdir, step, patience, best_psnr, lead)
+                bar.write(f"step {step}: stopping early, no better validation PSNR than "
+                          f"{best_psnr:.2f} dB in {patience} evaluations")
+                break
             if not pending:
                 tick = time.perf_counter()  # steps/s leaves out logging, evaluation, saving
     finally:
@@ -425,6 +455,28 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
         mngr.close()
         writer.close()
     return state
+
+
+EARLY_STOPPED = "early_stopped.json"
+
+
+def _early_stop_record(workdir: str) -> dict | None:
+    """The workdir's early-stopping record ({"step", "patience", "best_val_psnr"}) or None."""
+    import json
+
+    try:
+        with open(os.path.join(workdir, EARLY_STOPPED), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _record_early_stop(workdir: str, step: int, patience: int, best: float, lead: bool) -> None:
+    import json
+
+    if lead:
+        with open(os.path.join(workdir, EARLY_STOPPED), "w", encoding="utf-8") as f:
+            json.dump({"step": step, "patience": patience, "best_val_psnr": best}, f)
 
 
 # ---------------------------------------------------------------------------------------------

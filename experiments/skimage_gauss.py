@@ -6,8 +6,9 @@ rotations; validated on the held-out colour photos (astronaut, chelsea) at σ = 
 centre 256×256 crops. Adam 1e-3 with a cosine decay and 500 warm-up steps; EMA weights
 for evaluation.
 
-Args (comma-separated): "nafnet" (nafnet_tiny instead of DnCNN), "tiny" (a few steps of a
-3-layer, 8-feature model on 16×16 crops, for tests).
+Args (comma-separated): "nafnet" (nafnet_tiny instead of DnCNN), "demo" (a 10-layer,
+32-feature DnCNN trained for a few minutes on 2 CPU cores: what `make demo` runs), "tiny" (a
+few steps of a 3-layer, 8-feature model on 16×16 crops, for tests).
 """
 
 from ml_collections import ConfigDict
@@ -46,8 +47,17 @@ def get_config(arg: str | None = None) -> ConfigDict:
     for token in tokens:
         if token == "nafnet":
             config.model = ConfigDict({"name": "nafnet_tiny", "width": 16})
+        elif token == "demo":
+            config.model.depth, config.model.features = 10, 32
+            config.data.patch = 48
+            config.num_steps = 900
+            config.optimizer.warmup = 50
+            config.eval_every = config.checkpoint_every = config.sample_every = 300
+            config.log_every = 50
         elif token != "tiny":
-            raise ValueError(f"skimage_gauss: unknown arg {token!r} (use nafnet and/or tiny)")
+            raise ValueError(
+                f"skimage_gauss: unknown arg {token!r} (use nafnet, demo and/or tiny)"
+            )
     if "tiny" in tokens:
         base.shrink(config)
         config.data.patch = 16

@@ -220,41 +220,45 @@ def is_workdir(path: str) -> bool:
                                     or os.path.isdir(os.path.join(path, CHECKPOINTS)))
 
 
-def load_method(workdir: str, which: str = "best") -> evaluate.Method:
-    """The run in `workdir` as a blind denoiser `denoise(noisy [H, W, C], sigma) -> [H, W, C]`.
+def load_run(workdir: str, which: str = "best") -> tuple[Any, dict, bool, int]:
+    """(model, variables, from_logits, step) of the training run in `workdir`.
 
-    `which`: "best" (highest validation PSNR; the latest when none was evaluated) or
+    `which`: "best" (highest validation PSNR; the newest when none was evaluated) or
     "latest". Uses the EMA parameters when the run kept them. A checkpoint that does not
-    read back is skipped with a warning in favour of the next newest.
+    read back is skipped with a warning in favour of the next newest. Never touches the
+    network.
     """
     from denoise_jax import train
 
     if which not in ("best", "latest"):
         raise UserError(f"which checkpoint: 'best' or 'latest', not {which!r}")
+    if not os.path.isdir(workdir):
+        raise UserError(f"no such workdir: {workdir!r}")
     config = load_config(workdir)
     folder = os.path.join(workdir, CHECKPOINTS)
     if not os.path.isdir(folder):
         raise UserError(f"{workdir} has no checkpoints yet: train it first "
                         f"(denoise-jax train --config ... --workdir {workdir})")
     mngr = manager(workdir, read_only=True)
-    steps = sorted(mngr.all_steps(), reverse=True)
-    if not steps:
-        raise UserError(f"{workdir} has no finished checkpoint: train it longer")
-    if which == "best":
-        best = mngr.best_step()
-        if best is not None:
-            steps.remove(best)
-            steps.insert(0, best)
-    state = None
-    for step in steps:
-        try:
-            state = mngr.restore(step, args=_ocp().args.Composite(
-                state=_ocp().args.StandardRestore()))["state"]
-            break
-        except Exception as e:  # damaged: fall back to the next newest
-            _warn(f"checkpoint {folder}/{step} cannot be restored ({type(e).__name__}: "
-                  f"{_first_line(e)}); trying another")
-    mngr.close()
+    try:
+        steps = sorted(mngr.all_steps(), reverse=True)
+        if not steps:
+            raise UserError(f"{workdir} has no finished checkpoint: train it longer")
+        if which == "best":
+            best = mngr.best_step()
+            if best is not None:
+                steps = [best] + [s for s in steps if s != best]
+        state = None
+        for step in steps:
+            try:
+                state = mngr.restore(step, args=_ocp().args.Composite(
+                    state=_ocp().args.StandardRestore()))["state"]
+                break
+            except Exception as e:  # damaged: fall back to the next newest
+                _warn(f"checkpoint {folder}/{step} cannot be restored ({type(e).__name__}: "
+                      f"{_first_line(e)}); trying another")
+    finally:
+        mngr.close()
     if state is None:
         raise UserError(f"no checkpoint in {folder} can be restored")
     model, from_logits = train.build_model(config)
@@ -262,6 +266,15 @@ def load_method(workdir: str, which: str = "best") -> evaluate.Method:
     variables = {"params": params}
     if state.get("batch_stats"):
         variables["batch_stats"] = state["batch_stats"]
+    return model, variables, from_logits, int(step)
+
+
+def load_method(workdir: str, which: str = "best") -> evaluate.Method:
+    """The run in `workdir` as a blind denoiser `denoise(noisy [H, W, C], sigma) -> [H, W, C]`
+    (whole-image; `inference.Denoiser` adds tiling and self-ensembling)."""
+    from denoise_jax import train
+
+    model, variables, from_logits, step = load_run(workdir, which)
     name = os.path.basename(os.path.normpath(workdir))
     method = train.make_method(model, variables, from_logits, name)
     method.step = step

@@ -221,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(run=run_data)
 
+    from denoise_jax import denoise_cmd
+
+    p = sub.add_parser(
+        "denoise",
+        help="denoise your photos: files, folders or globs -> -o OUT (tiled, any size)",
+        description=denoise_cmd.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    denoise_cmd.add_arguments(p)
+    p.set_defaults(run=denoise_cmd.run)
+
     p = sub.add_parser("models", help="list every architecture with parameters and GMACs")
     p.add_argument("--size", type=int, default=256, help="square input side (default: %(default)s)")
     p.set_defaults(run=run_models)

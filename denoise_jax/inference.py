@@ -12,10 +12,12 @@
 Blending window. Along each axis a tile's weight is 0 on the outer `overlap // 4` pixels of
 an edge shared with a neighbour, rises as a raised cosine over the next `overlap // 2`
 pixels and is 1 elsewhere; edges on the image border are not tapered. Neighbours at the
-minimal overlap then weigh each pixel sin² + cos² = 1, and a model whose receptive field
-radius is below `overlap // 4` gives exactly the whole-image result: the pixels a tile gets
-wrong (near its cut edges) carry no weight. Weights of a grid of tiles factor into a row
-part and a column part, so normalising needs two 1-D arrays, not a full-image weight map.
+minimal overlap then weigh each pixel sin² + cos² = 1, and a model whose receptive-field
+radius is at most `overlap // 4` (e.g. a 5-conv DnCNN, radius 5, with overlap 20 or more)
+gives the whole-image result up to float rounding: the pixels a tile gets wrong (near its
+cut edges) carry no weight. Larger receptive fields get a smooth blend instead. Weights of
+a grid of tiles factor into a row part and a column part, so normalising needs two 1-D
+arrays, not a full-image weight map.
 
 Memory. Besides the input, `tiled` allocates one float32 accumulator of the image's size
 and one batch of tiles; the model only ever sees tiles.
@@ -121,7 +123,7 @@ def tiled(
         raise UserError(f"overlap must be in [0, tile), got overlap={overlap} with tile={tile}")
     height, width, channels = image.shape
     if height <= tile and width <= tile:
-        out = np.asarray(apply_fn(image[None].astype(np.float32, copy=False)), np.float32)[0]
+        out = np.array(apply_fn(image[None].astype(np.float32, copy=False)), np.float32)[0]
         _check_shape(out, image.shape)
         return out
 
@@ -315,7 +317,9 @@ class Denoiser:
     @classmethod
     def from_workdir(cls, workdir: str, which: str = "best", **kwargs: Any) -> Denoiser:
         """The run in `workdir` (or a shipped pretrained folder); kwargs as the constructor."""
-        model, variables, from_logits, step = load_workdir(workdir, which)
+        from denoise_jax import checkpoints
+
+        model, variables, from_logits, step = checkpoints.load_run(workdir, which)
         kwargs.setdefault("name", os.path.basename(os.path.normpath(workdir)))
         denoiser = cls(model, variables, from_logits=from_logits, **kwargs)
         denoiser.step = step
@@ -373,63 +377,4 @@ class Denoiser:
 # ---------------------------------------------------------------------------------------
 # Loading a training workdir (model, variables) — `checkpoints.load_method` returns only a
 # closed whole-image method; this returns the pieces so they can be tiled/ensembled.
-
-
-def load_workdir(workdir: str, which: str = "best") -> tuple[Any, dict, bool, int]:
-    """(model, variables, from_logits, step) of the run in `workdir`.
-
-    `which`: "best" (highest validation PSNR; the newest if none was evaluated) or "latest".
-    EMA parameters are used when the run kept them; a checkpoint that does not read back is
-    skipped with a warning in favour of the next. Never touches the network.
-    """
-    from denoise_jax import checkpoints, train
-
-    if which not in ("best", "latest"):
-        raise UserError(f"which checkpoint: 'best' or 'latest', not {which!r}")
-    if not os.path.isdir(workdir):
-        raise UserError(f"no such workdir: {workdir!r}")
-    config = checkpoints.load_config(workdir)
-    folder = os.path.join(workdir, checkpoints.CHECKPOINTS)
-    if not os.path.isdir(folder):
-        raise UserError(
-            f"{workdir} has no checkpoints yet: train it first "
-            f"(denoise-jax train --config ... --workdir {workdir})"
-        )
-    import orbax.checkpoint as ocp
-
-    mngr = checkpoints.manager(workdir, read_only=True)
-    try:
-        steps = sorted(mngr.all_steps(), reverse=True)
-        if which == "best":
-            best = mngr.best_step()
-            if best is not None:
-                steps = [best] + [s for s in steps if s != best]
-        for step in steps:
-            try:
-                restored = mngr.restore(
-                    step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
-                )
-            except Exception as e:  # orbax: ValueError/KeyError/FileNotFoundError by damage
-                first = (str(e).strip().splitlines() or [""])[0][:200]
-                print(
-                    f"warning: checkpoint {folder}/{step} cannot be restored "
-                    f"({type(e).__name__}: {first}); trying another",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                continue
-            state = restored["state"]
-            break
-        else:
-            if not steps:
-                raise UserError(f"{workdir} has no finished checkpoint: train it longer")
-            raise UserError(f"no checkpoint in {folder} can be restored")
-    finally:
-        mngr.close()
-    model, from_logits = train.build_model(config)
-    params = state.get("ema_params") or state["params"]
-    variables = {"params": params}
-    if state.get("batch_stats"):
-        variables["batch_stats"] = state["batch_stats"]
-    return model, variables, from_logits, int(step)
 

@@ -1,0 +1,220 @@
+"""Tiled and self-ensembled inference: exactness, seams, shapes, memory."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.ndimage import uniform_filter
+
+from denoise_jax import models
+from denoise_jax.errors import UserError
+from denoise_jax.inference import Denoiser, edge_ramp, ensemble8, tile_starts, tiled
+
+
+@pytest.fixture(scope="module")
+def dncnn():
+    """A random-init colour DnCNN (5 convs: receptive-field radius 5 px) and its variables."""
+    model = models.get_model("dncnn", depth=5, features=8)
+    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))
+    return model, variables
+
+
+def _whole(model, variables, image):
+    return np.asarray(model.apply(variables, jnp.asarray(image)[None], train=False))[0]
+
+
+def test_tiled_equals_whole_image_for_a_receptive_field_inside_the_overlap(dncnn):
+    model, variables = dncnn
+    image = np.random.default_rng(0).random((700, 900, 3), dtype=np.float32)
+    shapes = set()
+    apply = jax.jit(lambda x: model.apply(variables, x, train=False))
+
+    def apply_fn(x):
+        shapes.add(x.shape)
+        return apply(x)
+
+    out = tiled(apply_fn, image, tile=128, overlap=32, batch=3)
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert np.abs(out - _whole(model, variables, image)).max() < 1e-3
+    # Edge tiles are shifted inward and the last batch padded: one compiled shape.
+    assert shapes == {(3, 128, 128, 3)}
+
+
+@pytest.mark.parametrize(
+    "shape, tile, overlap",
+    [((300, 410, 3), 64, 16), ((129, 257, 1), 64, 0), ((65, 300, 3), 128, 3),
+     ((97, 61, 1), 32, 31)],
+)
+def test_identity_through_tiles_has_no_seams(shape, tile, overlap):
+    constant = np.full(shape, 0.37, np.float32)
+    np.testing.assert_allclose(tiled(lambda x: x, constant, tile, overlap), constant, atol=1e-5)
+    image = np.random.default_rng(1).random(shape, dtype=np.float32)
+    np.testing.assert_allclose(tiled(lambda x: x, image, tile, overlap, batch=2), image, atol=1e-5)
+
+
+def test_images_smaller_than_a_tile_run_whole_and_odd_sizes_keep_their_shape(dncnn):
+    model, variables = dncnn
+    seen = []
+
+    def apply_fn(x):
+        seen.append(x.shape)
+        return np.asarray(model.apply(variables, x, train=False))
+
+    image = np.random.default_rng(2).random((37, 53, 3), dtype=np.float32)
+    out = tiled(apply_fn, image, tile=512)
+    assert seen == [(1, 37, 53, 3)] and out.shape == image.shape
+    np.testing.assert_allclose(out, _whole(model, variables, image), atol=1e-6)
+    # Shorter than a tile on one side only: tiles take that side whole.
+    seen.clear()
+    wide = np.random.default_rng(3).random((41, 301, 3), dtype=np.float32)
+    out = tiled(apply_fn, wide, tile=100, overlap=24)
+    assert {s for s in seen} == {(1, 41, 100, 3)} and out.shape == wide.shape
+    assert np.abs(out - _whole(model, variables, wide)).max() < 1e-3
+
+
+def test_tile_layout_and_window():
+    assert tile_starts(100, 128, 32) == [0]
+    assert tile_starts(300, 128, 32) == [0, 96, 172]  # the last one shifted inward
+    ramp = edge_ramp(64, 32)
+    assert np.all(ramp[:8] == 0) and np.all(ramp[24:] == 1)
+    # Neighbours at the minimal overlap weigh every shared pixel 1 in total.
+    np.testing.assert_allclose(ramp[:32] + ramp[:32][::-1], 1.0, atol=1e-6)
+
+
+def test_bad_tiling_arguments_are_user_errors():
+    image = np.zeros((300, 300, 1), np.float32)
+    with pytest.raises(UserError, match="overlap"):
+        tiled(lambda x: x, image, tile=64, overlap=64)
+    with pytest.raises(UserError, match="tile"):
+        tiled(lambda x: x, image, tile=0)
+
+
+def test_progress_callback_reaches_the_tile_count():
+    calls = []
+    tiled(lambda x: x, np.zeros((200, 200, 1), np.float32), tile=64, overlap=8, batch=4,
+          progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (16, 16) and [d for d, _ in calls] == [4, 8, 12, 16]
+
+
+def test_ensemble_of_an_equivariant_function_is_the_function():
+    image = np.random.default_rng(4).random((23, 31, 3), dtype=np.float32)
+    np.testing.assert_allclose(ensemble8(lambda x: x, image), image, atol=1e-6)
+
+    def blur(x):
+        return uniform_filter(x, size=(3, 3, 1), mode="reflect")
+
+    np.testing.assert_allclose(ensemble8(blur, image), blur(image), atol=1e-6)
+    # A direction-dependent filter is not equivariant: the ensemble changes it.
+    def shift(x):
+        return np.roll(x, 1, axis=1)
+
+    assert np.abs(ensemble8(shift, image) - shift(image)).max() > 0.1
+
+
+def test_ensembled_model_differs_from_plain_but_stays_close(dncnn):
+    import skimage.data
+
+    model, variables = dncnn
+    image = skimage.data.astronaut()[100:148, 100:164].astype(np.float32) / 255
+    plain = Denoiser(model, variables)(image)
+    both = Denoiser(model, variables, ensemble=True)(image)
+    assert both.shape == image.shape and both.min() >= 0 and both.max() <= 1
+    assert np.abs(both - plain).max() > 1e-3
+    assert np.abs(both - plain).mean() < 0.25 * np.abs(plain - image).mean()
+
+
+def test_denoiser_tiles_and_matches_the_whole_model(dncnn):
+    model, variables = dncnn
+    image = np.random.default_rng(5).random((150, 170, 3), dtype=np.float32)
+    out = Denoiser(model, variables, tile=64, overlap=24, batch=2)(image, 0.1)
+    expected = np.clip(_whole(model, variables, image), 0, 1)
+    assert np.abs(out - expected).max() < 1e-3
+    assert Denoiser.blind
+
+
+def test_grey_and_colour_adaptation_is_logged_once(dncnn, capsys):
+    model, variables = dncnn
+    colour = Denoiser(model, variables)
+    assert colour.channels == 3
+    grey = np.random.default_rng(6).random((20, 24, 1), dtype=np.float32)
+    out = colour(grey)
+    colour(grey)
+    expected = np.clip(_whole(model, variables, np.repeat(grey, 3, -1)), 0, 1).mean(-1)
+    assert out.shape == grey.shape
+    np.testing.assert_allclose(out[..., 0], expected, atol=1e-5)
+    assert capsys.readouterr().err.count("R = G = B") == 1
+
+    grey_model = models.get_model("dncnn", depth=3, features=4)
+    grey_vars = grey_model.init(jax.random.PRNGKey(1), jnp.zeros((1, 8, 8, 1)))
+    denoiser = Denoiser(grey_model, grey_vars)
+    assert denoiser.channels == 1
+    rgb = np.random.default_rng(7).random((20, 24, 3), dtype=np.float32)
+    out = denoiser(rgb)
+    for c in range(3):
+        expected = np.clip(_whole(grey_model, grey_vars, rgb[..., c : c + 1]), 0, 1)[..., 0]
+        np.testing.assert_allclose(out[..., c], expected, atol=1e-5)
+    assert "R, G and B separately" in capsys.readouterr().err
+
+
+def test_compute_dtype_option(dncnn):
+    model, variables = dncnn
+    image = np.random.default_rng(8).random((32, 40, 3), dtype=np.float32)
+    full = Denoiser(model, variables)(image)
+    half = Denoiser(model, variables, dtype="bfloat16")
+    assert half.model.dtype == jnp.bfloat16
+    out = half(image)
+    assert out.dtype == np.float32 and np.abs(out - full).max() < 0.05
+    with pytest.raises(UserError, match="dtype"):
+        Denoiser(model, variables, dtype="int8")
+
+
+_MEMORY_SCRIPT = textwrap.dedent(
+    """
+    import resource, sys, time
+    import jax, jax.numpy as jnp
+    from denoise_jax import denoise_cmd, models
+    from denoise_jax.inference import Denoiser
+
+    model = models.get_model("dncnn", depth=5, features=8)
+    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))
+    denoiser = Denoiser(model, variables, tile=512, overlap=32)
+    start = time.time()
+    row = denoise_cmd.denoise_one(denoiser, False, None, sys.argv[1], sys.argv[2], None, set())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak_rss_mb={peak:.0f} seconds={time.time() - start:.1f} mp={row['megapixels']:.1f}")
+    """
+)
+
+
+def peak_rss_of_denoising(src: str, dst: str) -> tuple[float, str]:
+    """Runs read → tiled denoise → write of `src` in a fresh process; -> (peak RSS MB, log)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, src, dst],
+        capture_output=True, text=True, timeout=900,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = [x for x in result.stdout.splitlines() if x.startswith("peak_rss_mb=")][-1]
+    return float(line.split()[0].split("=")[1]), line
+
+
+@pytest.mark.slow
+def test_a_24_megapixel_photo_denoises_in_under_3_gb(tmp_path):
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:4000, 0:6000]
+    base = (np.stack([x / 6000, y / 4000, (x + y) / 10000], -1) * 200).astype(np.uint8)
+    noise = rng.integers(0, 40, size=(4000, 6000, 3), dtype=np.uint8)
+    src = tmp_path / "big.png"
+    PILImage.fromarray(base + noise).save(src, compress_level=1)
+    del y, x, base, noise
+    peak_mb, log = peak_rss_of_denoising(str(src), str(tmp_path / "out.png"))
+    print(log)
+    assert (tmp_path / "out.png").exists()
+    assert peak_mb < 3 * 1024, log

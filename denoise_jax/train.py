@@ -81,6 +81,14 @@ def create_state(key: jax.Array, model: nn.Module, tx: optax.GradientTransformat
     )
 
 
+def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
+    """EMA decay at `step`, warmed up as TF's ExponentialMovingAverage(num_updates=step):
+    min(decay, (1 + step) / (10 + step)), so the average is not anchored to the random
+    initialisation for the first ~1 / (1 - decay) steps of a run."""
+    t = jnp.asarray(step, jnp.float32)
+    return jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+
+
 def train_step(
     key: jax.Array,
     state: TrainState,
@@ -126,7 +134,8 @@ def train_step(
     params = optax.apply_updates(state.params, steps)
     ema = state.ema_params
     if ema is not None:
-        ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, params)
+        decay = ema_decay_at(state.step, ema_decay)
+        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
     new_state = state.replace(
         step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema,
         batch_stats=updates.get("batch_stats", state.batch_stats),

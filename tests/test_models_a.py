@@ -189,3 +189,11 @@ def test_table_lists_models_with_size_cost_and_description():
     assert lines[2].startswith("| dncnn | 0.558 | 36.4")
     assert "(@28×28×1)" in lines[3] and "seed 000" in lines[3]
     assert "NAFNet, tiny" in lines[4]
+
+
+def test_dncnn_starts_as_the_identity():
+    # A zero-initialised last layer: training starts from "no denoising", not from noise.
+    model = models.get_model("dncnn", depth=4, features=8)
+    x = jax.random.uniform(jax.random.PRNGKey(1), (2, 16, 16, 3))
+    variables = model.init(jax.random.PRNGKey(0), x)
+    np.testing.assert_allclose(model.apply(variables, x), x, atol=1e-6)

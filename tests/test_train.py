@@ -298,3 +298,16 @@ def test_schedules_and_optimizers():
         assert float(optim.lr_at(cfg, 10, jnp.int32(0), state)) > 0
     with pytest.raises(UserError, match="unknown optimizer"):
         optim.make_optimizer(ConfigDict(dict(name="lamb", lr=1.0)), 10)
+
+
+def test_ema_decay_warms_up_then_holds():
+    from denoise_jax.train import ema_decay_at
+
+    assert float(ema_decay_at(0, 0.999)) == pytest.approx(0.1)
+    assert float(ema_decay_at(90, 0.999)) == pytest.approx(0.91)
+    assert float(ema_decay_at(100_000, 0.999)) == pytest.approx(0.999)
+    # after 300 steps the init's weight in the average is tiny (it was 0.74 without warm-up)
+    weight = 1.0
+    for t in range(300):
+        weight *= float(ema_decay_at(t, 0.999))
+    assert weight < 1e-3

@@ -52,6 +52,11 @@ class DnCNN(nn.Module):
                 h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-4,
                                  dtype=self.dtype, param_dtype=jnp.float32, name=f"bn{i}")(h)
             h = nn.relu(h)
-        noise = Conv(channels, (3, 3), name=f"conv{self.depth - 1}", **layer)(h)
+        # Zero-initialised, so the network starts as the identity. With BN the features have
+        # unit variance and a default-initialised last conv predicts huge "noise" (initial
+        # MSE 0.44); Adam's second moments then remember those gradients and training sits
+        # at the identity for ~1,000 steps (measured: 20.6 vs 28.2 dB after 300 steps).
+        noise = Conv(channels, (3, 3), name=f"conv{self.depth - 1}",
+                     kernel_init=nn.initializers.zeros, **layer)(h)
         # Subtract in x's dtype: a bfloat16 difference would round the image.
         return x - noise.astype(x.dtype)

@@ -201,25 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_args(p)
     p.set_defaults(run=run_eval)
 
-    p = sub.add_parser(
-        "train",
-        add_help=False,
-        prefix_chars="\0",
-        help="train an experiment: --config experiments/NAME.py[:ARG] --workdir DIR "
-        "[--config.KEY=VALUE ...] (re-running resumes; `train --help` for all flags)",
-    )
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(run=run_train)
-
-    p = sub.add_parser(
-        "data",
-        add_help=False,
-        prefix_chars="\0",
-        help="build real-noise data sets from your folders: data build sidd|renoir|nind|"
-        "paired_folder --manual-dir PATH; data list (`data --help` for more)",
-    )
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(run=run_data)
+    # Commands with their own flag parsers (absl for train, argparse for data): everything
+    # after the command name is handed over untouched.
+    for name, run, text in (
+        (
+            "train",
+            run_train,
+            "train an experiment: --config experiments/NAME.py[:ARG] --workdir "
+            "DIR [--config.KEY=VALUE ...] (re-running resumes; `train --help` for all flags)",
+        ),
+        (
+            "data",
+            run_data,
+            "build real-noise data sets from your folders: data build sidd|"
+            "renoir|nind|paired_folder --manual-dir PATH; data list (`data --help` for more)",
+        ),
+    ):
+        p = sub.add_parser(name, add_help=False, prefix_chars="\0", help=text)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(run=run)
 
     from denoise_jax import denoise_cmd
 
@@ -259,3 +259,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `denoise-jax models | head`: the reader left; exit quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -232,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     denoise_cmd.add_arguments(p)
     p.set_defaults(run=denoise_cmd.run)
 
+    from denoise_jax import app_cmd
+
+    p = sub.add_parser("app", help="serve the denoising web page on 127.0.0.1 (Streamlit)")
+    app_cmd.add_arguments(p)
+    p.set_defaults(run=app_cmd.run)
+
     p = sub.add_parser("models", help="list every architecture with parameters and GMACs")
     p.add_argument("--size", type=int, default=256, help="square input side (default: %(default)s)")
     p.set_defaults(run=run_models)

@@ -288,10 +288,9 @@ def figure(report: Report, path: str, zoom: int = 4) -> None:
     Each panel shows the whole image and, below it, a zoomed centre crop (1/zoom of the
     side) so differences in fine texture are visible.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure (no pyplot): no global backend switch, so notebooks keep showing plots.
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     from denoise_jax.images import atomic_output
 
@@ -300,9 +299,8 @@ def figure(report: Report, path: str, zoom: int = 4) -> None:
     # The noisy input gets its own column unless "noisy" is already one of the methods.
     columns = [*(["input"] if "noisy" not in report.methods else []), *report.methods, "clean"]
     n = len(report.samples)
-    fig, axes = plt.subplots(
-        2 * n, len(columns), figsize=(2.4 * len(columns), 4.8 * n), squeeze=False
-    )
+    fig = Figure(figsize=(2.4 * len(columns), 4.8 * n))
+    axes = fig.subplots(2 * n, len(columns), squeeze=False)
     for row, (image_name, clean, noisy, outputs) in enumerate(report.samples):
         panels = {"input": noisy, **outputs, "clean": clean}
         for col, name in enumerate(columns):
@@ -324,7 +322,7 @@ def figure(report: Report, path: str, zoom: int = 4) -> None:
                 ax.set_xticks([])
                 ax.set_yticks([])
             axes[2 * row, col].add_patch(
-                plt.Rectangle((left, top), cw, ch, fill=False, edgecolor="yellow", linewidth=1)
+                Rectangle((left, top), cw, ch, fill=False, edgecolor="yellow", linewidth=1)
             )
             if name == "clean":
                 title = f"clean\n{image_name}"
@@ -339,4 +337,3 @@ def figure(report: Report, path: str, zoom: int = 4) -> None:
     fig.tight_layout(rect=(0, 0, 1, 0.98))
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)

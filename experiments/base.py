@@ -7,12 +7,26 @@ Schema (every field can be overridden: `--config.optimizer.lr=3e-4`):
   seed                  PRNG seed: parameters, noise (fold_in(key, step)), data order
   model.name, model.*   a registered model and its keyword arguments
   data.train            data spec (see `denoise-jax eval --help`) or tfds:NAME[:SPLIT]
+  data.name             a built data set instead of data.train / eval.data: sidd, renoir,
+                        nind, paired_folder (`denoise-jax data build NAME --manual-dir DIR`;
+                        any tfds set built under data.data_dir works) trains on
+                        tfds:NAME:train@DATA_DIR and validates on its test split (else
+                        validation; neither: no evaluation); "seed001" trains on seed 001's
+                        241 pairs of data.sidd_dir/renoir_dir/nind_dir and validates on its
+                        61. Overrides data.train and eval.data; None (default): use them.
+  data.data_dir         tfds data folder for data.name (None: $TFDS_DATA_DIR, else
+                        ~/tensorflow_datasets)
+  data.sidd_dir, data.renoir_dir, data.nind_dir   manual folders for data.name=seed001
+  data.resize           resize every training image (and pair) to N×N first, bilinear
+                        (seed 001: 256 with data.patch None: whole images); None: as stored
   data.patch            random crop side; None or 0 for whole (equally sized) images
   data.batch            global batch (split over all devices of all hosts)
   data.augment          random flips / 90° rotations
   data.download         allow TFDS to download (never by default: runs stay offline)
   data.num_threads, data.prefetch   grain reader threads and prefetch buffer
-  noise                 noise spec added on the fly (ignored for real noisy/clean pairs)
+  noise                 noise spec added on the fly; real noisy/clean pairs (pairs:, tfds:
+                        sidd|renoir|nind|paired_folder, data.name) use their noisy images and
+                        the run records noise "real" (eval.noise likewise for pair eval data)
   loss                  mse | l1 | charbonnier | bce
   optimizer.*           name (adam|adamw|adadelta|sgd), lr, schedule (constant|cosine|step|
                         plateau), warmup, clip_norm, weight_decay and per-optimizer knobs
@@ -20,8 +34,10 @@ Schema (every field can be overridden: `--config.optimizer.lr=3e-4`):
   num_steps             training steps; num_epochs (when set) overrides it
   log_every, eval_every, checkpoint_every, sample_every   in steps (0 = never)
   keep                  newest checkpoints kept (the best by val PSNR is kept too)
-  eval.data, eval.noise, eval.crop (0/None: whole images), eval.max_images (None: all),
-                        eval.samples (images in samples/step_N.png)   periodic validation
+  eval.data, eval.noise, eval.crop (0/None: whole images), eval.resize (as data.resize),
+                        eval.max_images (None: all), eval.samples (images in
+                        samples/step_N.png)   periodic validation
+  early_stop_patience   stop after N evaluations without a better val PSNR (None: never)
   distributed, coordinator_address, num_processes, process_id   multi-host (see train.py)
 """
 
@@ -35,6 +51,12 @@ def get_config() -> ConfigDict:
     config.model = ConfigDict({"name": "dncnn"})
     config.data = ConfigDict({
         "train": "skimage:train:rgb",
+        "name": config_dict.placeholder(str),
+        "data_dir": config_dict.placeholder(str),
+        "sidd_dir": config_dict.placeholder(str),
+        "renoir_dir": config_dict.placeholder(str),
+        "nind_dir": config_dict.placeholder(str),
+        "resize": config_dict.placeholder(int),
         "patch": config_dict.placeholder(int),
         "batch": 16,
         "augment": True,
@@ -67,10 +89,12 @@ def get_config() -> ConfigDict:
     config.checkpoint_every = 1000
     config.sample_every = 1000
     config.keep = 3
+    config.early_stop_patience = config_dict.placeholder(int)
     config.eval = ConfigDict({
         "data": "skimage:test:rgb",
         "noise": "gaussian:25",
         "crop": config_dict.placeholder(int),
+        "resize": config_dict.placeholder(int),
         "max_images": config_dict.placeholder(int),
         "samples": 2,
     })

@@ -104,6 +104,8 @@ def workdir(tmp_path_factory):
         jax.random.PRNGKey(0))
     checkpoints.write_config(str(workdir), config)
     mngr = checkpoints.manager(str(workdir))
+    # DnCNN starts as the identity; shifted EMA weights make step 2 a real (non-identity) net.
+    state = state.replace(ema_params=jax.tree.map(lambda p: p + 0.1, state.ema_params))
     zero_ema = state.replace(ema_params=jax.tree.map(jnp.zeros_like, state.ema_params))
     checkpoints.save(mngr, 1, zero_ema, {}, val_psnr=30.0)
     checkpoints.save(mngr, 2, state, {}, val_psnr=20.0)

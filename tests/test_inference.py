@@ -21,7 +21,16 @@ def dncnn():
     """A random-init colour DnCNN (5 convs: receptive-field radius 5 px) and its variables."""
     model = models.get_model("dncnn", depth=5, features=8)
     variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))
-    return model, variables
+    return model, randomised(variables)
+
+
+def randomised(variables):
+    """DnCNN starts as the identity (its last layer is zero); random weights everywhere give
+    tiling, blending and ensembling something to get wrong."""
+    leaves, treedef = jax.tree.flatten(variables["params"])
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    noise = [0.2 * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+    return {**variables, "params": jax.tree.unflatten(treedef, noise)}
 
 
 def _whole(model, variables, image):

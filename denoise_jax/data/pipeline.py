@@ -5,6 +5,11 @@
     batch = next(it)          # {"clean": [16, 64, 64, 3] float32 in [0, 1]} (+ "noisy" for pairs)
     state = it.get_state()    # JSON-able; `it.set_state(state)` continues exactly there
 
+Real noisy/clean pairs (`pairs:PATH`, `tfds:sidd|renoir|nind|paired_folder[:SPLIT]`,
+`seed001:SPLIT@...`) yield "noisy" beside "clean", cut by the same crop and flip/rotation,
+and the train step then uses them instead of drawing synthetic noise. `resolve(config)`
+maps the config's `data.name` onto these specs (see experiments/base.py).
+
 Per epoch the images are reshuffled; each draw takes one random `patch`×`patch` crop
 (reflect-padded when the image is smaller; `patch=None` keeps whole, equally sized images,
 as for MNIST) and, with `augment`, one of the 8 flips/rotations. Everything is a function
@@ -15,27 +20,147 @@ images (`grain.sharding.ShardByJaxProcess`) and yields its share of the global b
 
 from __future__ import annotations
 
+import copy
+import functools
+import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import grain
 import numpy as np
+from ml_collections import ConfigDict
 
 from denoise_jax import data
 from denoise_jax.errors import UserError
 
 TFDS_PREFIX = "tfds:"
+SEED001_PREFIX = "seed001:"
+# The buildable tfds sets (denoise_jax.data.builders.BUILDERS) all hold noisy/clean pairs.
+PAIR_SETS = ("sidd", "renoir", "nind", "paired_folder")
+SEED001_SOURCES = ("sidd", "renoir", "nind")
 
 
-def training_source(spec: str, download: bool = False) -> Sequence[data.Example]:
-    """The data set named by `spec` (any `data.load` spec, `tfds:NAME[:SPLIT][@DIR]` included).
+def training_source(spec: str, download: bool = False,
+                    resize: int | None = None) -> Sequence[data.Example]:
+    """The data set named by `spec`: any `data.load` spec, or `seed001:train|test@...`.
 
     Only with `download` does a `tfds:` spec of a TFDS catalog set (e.g. tfds:mnist:train)
     first let TFDS fetch and prepare it; otherwise nothing touches the network.
+    `resize`: every image (both sides of a pair) resized to resize×resize on access.
     """
     if download and spec.startswith(TFDS_PREFIX):
         prepare_tfds(spec)
-    return data.load(spec)
+    dataset = _seed001(spec) if spec.startswith(SEED001_PREFIX) else data.load(spec)
+    return resized(dataset, resize) if resize else dataset
+
+
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """[H, W, C] float32 -> [size, size, C], bilinear (cv2.resize, as seed 001); same if equal."""
+    import cv2
+
+    if image.shape[:2] == (size, size):
+        return image
+    out = cv2.resize(np.asarray(image, np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    return np.clip(out.reshape(size, size, image.shape[-1]), 0.0, 1.0)
+
+
+def resized(dataset: data.Dataset, size: int) -> data.Dataset:
+    """`dataset` with every clean (and noisy) image resized to size×size when read."""
+    if size < 1:
+        raise UserError(f"resize must be a positive image side, not {size}")
+
+    def get(i: int) -> data.Example:
+        e = dataset[i]
+        noisy = None if e.noisy is None else resize_image(e.noisy, size)
+        return data.Example(e.name, resize_image(e.clean, size), noisy)
+
+    return data.Dataset(dataset.spec, f"{dataset.description}, resized to {size}x{size}",
+                        dataset.names, get, files=getattr(dataset, "files", ()))
+
+
+def is_pair_spec(spec: str | None) -> bool:
+    """Whether a data spec names real noisy/clean pairs (pairs:, seed001:, built pair sets)."""
+    if not spec:
+        return False
+    kind, _, rest = spec.strip().partition(":")
+    kind = kind.lower()
+    if kind in ("pairs", "seed001"):
+        return True
+    name = re.split(r"[:@]", rest.strip(), maxsplit=1)[0].strip().lower()
+    return kind == "tfds" and name in PAIR_SETS
+
+
+def seed001_spec(split: str, sidd: str | None, renoir: str | None, nind: str | None) -> str:
+    """`seed001:SPLIT@sidd=DIR,renoir=DIR,nind=DIR` (sources without a folder left out)."""
+    dirs = {"sidd": sidd, "renoir": renoir, "nind": nind}
+    given = ",".join(f"{k}={os.path.abspath(os.path.expanduser(v))}"
+                     for k, v in dirs.items() if v)
+    if not given:
+        raise UserError("data.name=seed001 needs the manual folders: set --config.data.sidd_dir, "
+                        "--config.data.renoir_dir and/or --config.data.nind_dir")
+    return f"{SEED001_PREFIX}{split}@{given}"
+
+
+def _seed001(spec: str) -> data.Dataset:
+    """Seed 001's 241/61 split of the SIDD + RENOIR + NIND pairs (builders.seed001_pairs)."""
+    split, _, rest = spec[len(SEED001_PREFIX):].partition("@")
+    parts = [p for p in re.split(r",(?=(?:sidd|renoir|nind)=)", rest.strip()) if p]
+    dirs = dict(p.split("=", 1) for p in parts if "=" in p)
+    if split not in ("train", "test") or len(dirs) != len(parts) or not dirs or any(
+            k not in SEED001_SOURCES for k in dirs):
+        raise UserError(f"bad data spec {spec!r}: expected seed001:train|test@sidd=DIR,"
+                        "renoir=DIR,nind=DIR (any of the three)")
+    train, test = _seed001_split(dirs.get("sidd"), dirs.get("renoir"), dirs.get("nind"))
+    return train if split == "train" else test
+
+
+@functools.cache
+def _seed001_split(sidd: str | None, renoir: str | None, nind: str | None):
+    from denoise_jax.data import builders
+
+    return builders.seed001_pairs(sidd, renoir, nind)
+
+
+def resolve(config: ConfigDict) -> ConfigDict:
+    """A copy of `config` with `data.name` expanded into the data specs it stands for.
+
+    data.name = a built tfds set (sidd, renoir, nind, paired_folder, or any set built
+    under data.data_dir): data.train = tfds:NAME:train@DATA_DIR and eval.data = its test
+    split (else validation; no split: evaluation off). data.name = seed001: the seed's
+    241/61 split of data.sidd_dir / renoir_dir / nind_dir. data.data_dir defaults to
+    $TFDS_DATA_DIR, else ~/tensorflow_datasets. Then, whatever named them: training on
+    real pairs sets `noise` to "real" and evaluating on real pairs sets `eval.noise` to
+    "real", so config.json records that no synthetic noise was drawn.
+    """
+    config = copy.deepcopy(config)
+    name = (config.data.get("name") or "").strip().lower()
+    if name == "seed001":
+        dirs = [config.data.get(f"{k}_dir") for k in SEED001_SOURCES]
+        config.data.train = seed001_spec("train", *dirs)
+        config.eval.data = seed001_spec("test", *dirs)
+    elif name:
+        from denoise_jax.data import builders
+
+        root = config.data.get("data_dir") or builders.default_data_dir()
+        root = os.path.abspath(os.path.expanduser(root))
+        built = builders.built_counts(name, root)
+        if built is None:
+            how = (f"denoise-jax data build {name} --manual-dir PATH" if name in PAIR_SETS
+                   else "prepare it with tensorflow-datasets")
+            raise UserError(f"data.name={name}: no build under {root!r}; run `{how}` first "
+                            "(or point --config.data.data_dir / $TFDS_DATA_DIR at its folder)")
+        if not built.counts.get("train"):
+            raise UserError(f"data.name={name}: the build at {built.path} has no train split "
+                            f"(it has {', '.join(built.counts) or 'none'})")
+        held_out = next((s for s in ("test", "validation") if built.counts.get(s)), None)
+        config.data.train = f"{TFDS_PREFIX}{name}:train@{root}"
+        config.eval.data = f"{TFDS_PREFIX}{name}:{held_out}@{root}" if held_out else None
+    if is_pair_spec(config.data.train):
+        config.noise = "real"
+    if is_pair_spec(config.eval.get("data")):
+        config.eval.noise = "real"
+    return config
 
 
 def prepare_tfds(spec: str) -> None:
@@ -76,7 +201,10 @@ def _flip_rotate(rng: np.random.Generator, images: list[np.ndarray]) -> list:
 
 
 class _Sample:
-    """Example -> {"clean", optional "noisy"}: random crop + flips (a grain random map)."""
+    """Example -> {"clean", optional "noisy"}: random crop + flips (a grain random map).
+
+    A pair's noisy image goes through the very same crop window and flip/rotation.
+    """
 
     def __init__(self, patch: int | None, augment: bool):
         self.patch, self.augment = patch, augment

@@ -1,0 +1,34 @@
+"""Seed 001: its 4-level MWCNN (`mwcnn_seed`, Conv_blocks 64…512, unscaled Haar DWT/IWT).
+
+The seed's protocol and data options exactly as experiments/seed001_rednet.py (whole
+images resized to 256×256, flips/rot90, batch 4, MSE, Adam 3e-5, ReduceLROnPlateau(0.7, 3),
+early stopping 10, 100 epochs = 6,025 steps). Default data: the colour scikit-image photos
+with synthetic camera noise, NOT the seed's real pairs; real pairs with
+`--config.data.name=seed001 --config.data.sidd_dir=... --config.data.renoir_dir=...
+--config.data.nind_dir=...`. 58.8M parameters.
+
+Args: "tiny" (4-feature model, one conv per block, 32×32 images, for tests), "cpu" (short
+CPU-sized run: 8 features, 64×64 images, 1,000 steps).
+"""
+
+from ml_collections import ConfigDict
+
+
+def _protocol():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().with_name("seed001_rednet.py")
+    spec = importlib.util.spec_from_file_location("denoise_jax_experiments_seed001", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def get_config(arg: str | None = None) -> ConfigDict:
+    return _protocol().seed001_config(
+        {"name": "mwcnn_seed", "features": 64, "convs_per_block": 3}, arg,
+        tiny_model={"name": "mwcnn_seed", "features": 4, "convs_per_block": 1},
+        cpu_model={"name": "mwcnn_seed", "features": 8, "convs_per_block": 3},
+        who="seed001_mwcnn",
+    )

@@ -1,0 +1,40 @@
+"""Seed 001: its PRIDNet variant (`pridnet_seed`, ~291M parameters, five 64…1024 U-Nets).
+
+The seed's protocol and data options exactly as experiments/seed001_rednet.py (whole
+images resized to 256×256, flips/rot90, batch 4, MSE, Adam 3e-5, ReduceLROnPlateau(0.7, 3),
+early stopping 10, 100 epochs = 6,025 steps). Default data: the colour scikit-image photos
+with synthetic camera noise, NOT the seed's real pairs; real pairs with
+`--config.data.name=seed001 --config.data.sidd_dir=... --config.data.renoir_dir=...
+--config.data.nind_dir=...`.
+
+The seed also puts an L2 penalty of 1e-3 on the U-Net and kernel-selection conv kernels.
+Here `optimizer.weight_decay = 2e-3` adds 2e-3·w to every gradient before Adam, which is
+the gradient of that penalty (1e-3·Σw²), but on all parameters (the U-Nets hold 99.9 %).
+
+Args: "tiny" (4 features, 2-level U-Nets, 32×32 images, for tests), "cpu" (short CPU-sized
+run: 8 features, 4-level U-Nets, 64×64 images, 1,000 steps).
+"""
+
+from ml_collections import ConfigDict
+
+
+def _protocol():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().with_name("seed001_rednet.py")
+    spec = importlib.util.spec_from_file_location("denoise_jax_experiments_seed001", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def get_config(arg: str | None = None) -> ConfigDict:
+    config = _protocol().seed001_config(
+        {"name": "pridnet_seed", "features": 64, "attention_hidden": 2, "unet_levels": 5}, arg,
+        tiny_model={"name": "pridnet_seed", "features": 4, "unet_levels": 2},
+        cpu_model={"name": "pridnet_seed", "features": 8, "unet_levels": 4},
+        who="seed001_pridnet",
+    )
+    config.optimizer.weight_decay = 2e-3  # the seed's L2 1e-3 (see the docstring)
+    return config

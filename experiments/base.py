@@ -1,7 +1,7 @@
 """Shared defaults for every experiment; an experiment changes a few fields.
 
 Experiment files are loaded by path (`--config experiments/NAME.py[:ARG]`) from any working
-directory, so they load this file by path (relative to their own `__file__`) too.
+directory, so they load this file by path too: `denoise_jax.configs.sibling(__file__, "base")`.
 
 Schema (every field can be overridden: `--config.optimizer.lr=3e-4`):
   seed                  PRNG seed: parameters, noise (fold_in(key, step)), data order

@@ -22,20 +22,11 @@ Args: "tiny" (a few steps, for tests); "tfds" (read TFDS mnist prepared in
 
 from ml_collections import ConfigDict
 
-
-def _base():
-    import importlib.util
-    import pathlib
-
-    spec = importlib.util.spec_from_file_location(
-        "denoise_jax_experiments_base", pathlib.Path(__file__).resolve().with_name("base.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from denoise_jax.configs import sibling
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
-    base = _base()
+    base = sibling(__file__, "base")
     config = base.get_config()
     config.model = ConfigDict({"name": "dae_dense", "hidden": 32})
     config.data.train = "mnist_5k:train"

@@ -1,27 +1,18 @@
 """Seed 000's conv variant (Keras blog): Conv32-pool-Conv32-pool / Conv32-up-Conv32-up-Conv1.
 
 Trained as the dense seed (`mnist_dae.py`): BCE, Adadelta lr 1.0 (the old Keras meaning,
-see there), its epochs (300 on mnist_5k; see there), batch 128, noise keras:0.5, the embedded mnist_5k digits.
+see there), its epochs (300 on mnist_5k; see there), batch 128, noise keras:0.5, the
+embedded mnist_5k digits.
 Args: "tiny", "tfds" (as in mnist_dae.py).
 """
 
 from ml_collections import ConfigDict
 
-
-def _mnist_dae():
-    import importlib.util
-    import pathlib
-
-    spec = importlib.util.spec_from_file_location(
-        "denoise_jax_experiments_mnist_dae",
-        pathlib.Path(__file__).resolve().with_name("mnist_dae.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from denoise_jax.configs import sibling
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
-    config = _mnist_dae().get_config(arg)
+    config = sibling(__file__, "mnist_dae").get_config(arg)
     config.model = ConfigDict({"name": "dae_conv", "features": 32})
     if "tiny" in (arg or "").split(","):
         config.model.features = 4

@@ -13,20 +13,11 @@ CPU-sized run: 8 features, 64×64 images, 1,000 steps).
 
 from ml_collections import ConfigDict
 
-
-def _protocol():
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().with_name("seed001_rednet.py")
-    spec = importlib.util.spec_from_file_location("denoise_jax_experiments_seed001", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from denoise_jax.configs import sibling
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
-    return _protocol().seed001_config(
+    return sibling(__file__, "seed001_rednet").seed001_config(
         {"name": "mwcnn_seed", "features": 64, "convs_per_block": 3}, arg,
         tiny_model={"name": "mwcnn_seed", "features": 4, "convs_per_block": 1},
         cpu_model={"name": "mwcnn_seed", "features": 8, "convs_per_block": 3},

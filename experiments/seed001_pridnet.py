@@ -17,20 +17,11 @@ run: 8 features, 4-level U-Nets, 64×64 images, 1,000 steps).
 
 from ml_collections import ConfigDict
 
-
-def _protocol():
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().with_name("seed001_rednet.py")
-    spec = importlib.util.spec_from_file_location("denoise_jax_experiments_seed001", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from denoise_jax.configs import sibling
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
-    config = _protocol().seed001_config(
+    config = sibling(__file__, "seed001_rednet").seed001_config(
         {"name": "pridnet_seed", "features": 64, "attention_hidden": 2, "unet_levels": 5}, arg,
         tiny_model={"name": "pridnet_seed", "features": 4, "unet_levels": 2},
         cpu_model={"name": "pridnet_seed", "features": 8, "unet_levels": 4},

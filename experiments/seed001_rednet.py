@@ -26,27 +26,18 @@ images, narrower model, lr 3e-4, 1,000 steps; not the seed's model size or sched
 
 from ml_collections import ConfigDict
 
+from denoise_jax.configs import sibling
+
 SEED_TRAIN_PAIRS = 241
 SEED_BATCH = 4
 SEED_EPOCHS = 100
 STEPS_PER_EPOCH = -(-SEED_TRAIN_PAIRS // SEED_BATCH)  # 61
 
 
-def _base():
-    import importlib.util
-    import pathlib
-
-    spec = importlib.util.spec_from_file_location(
-        "denoise_jax_experiments_base", pathlib.Path(__file__).resolve().with_name("base.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def seed001_config(model: dict, arg: str | None, *, tiny_model: dict, cpu_model: dict,
                    who: str) -> ConfigDict:
     """The seed 001 protocol (module docstring) around `model`; `arg`: "", "tiny" or "cpu"."""
-    base = _base()
+    base = sibling(__file__, "base")
     config = base.get_config()
     config.model = ConfigDict(model)
     config.data.train = "skimage:train:rgb"

@@ -13,20 +13,11 @@ few steps of a 3-layer, 8-feature model on 16×16 crops, for tests).
 
 from ml_collections import ConfigDict
 
-
-def _base():
-    import importlib.util
-    import pathlib
-
-    spec = importlib.util.spec_from_file_location(
-        "denoise_jax_experiments_base", pathlib.Path(__file__).resolve().with_name("base.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from denoise_jax.configs import sibling
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
-    base = _base()
+    base = sibling(__file__, "base")
     config = base.get_config()
     config.model = ConfigDict({"name": "dncnn", "depth": 20, "features": 64})
     config.data.train = "skimage:train:rgb"

@@ -29,7 +29,9 @@ def randomised(variables):
     tiling, blending and ensembling something to get wrong."""
     leaves, treedef = jax.tree.flatten(variables["params"])
     keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    noise = [0.2 * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+    noise = [
+        0.2 * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)
+    ]
     return {**variables, "params": jax.tree.unflatten(treedef, noise)}
 
 

@@ -110,14 +110,14 @@ DEMO_EXPERIMENT = "skimage_gauss.py:demo"
 def run_demo(args: argparse.Namespace) -> int:
     """Trains a small colour denoiser, then tables it against noisy, NLM and BM3D."""
     from denoise_jax import baselines, checkpoints, data, evaluate, train
+    from denoise_jax.configs import EXPERIMENTS as experiments
     from denoise_jax.images import write_text
 
-    experiments = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments")
     config = os.path.join(experiments, DEMO_EXPERIMENT)
     if not os.path.isfile(config.split(":")[0]):
         raise UserError(
             f"the demo needs the repository's experiments/ folder (not found at "
-            f"{experiments!r}); run it from a clone with `make demo`"
+            f"{str(experiments)!r}); run it from a clone with `make demo`"
         )
     run_dir = os.path.join(args.out, "run")
     print(

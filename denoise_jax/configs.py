@@ -9,6 +9,9 @@ import importlib.util
 import pathlib
 from types import ModuleType
 
+# The repository's experiments/ folder (present in a clone / editable install).
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+
 
 def sibling(config_file: str, name: str) -> ModuleType:
     """The experiment module `name` (e.g. "base") from the folder that holds `config_file`."""

@@ -227,17 +227,6 @@ def _note(message: str) -> None:
     print(f"note: {message}", file=sys.stderr, flush=True)
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no inf (identical images): such scores become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _score_line(row: dict[str, Any]) -> str:
     return (f"  PSNR {row['psnr']:.2f} dB  SSIM {row['ssim']:.4f}   "
             f"(input {row['input_psnr']:.2f} dB / {row['input_ssim']:.4f})")
@@ -309,6 +298,8 @@ def run(args: argparse.Namespace) -> int:
     """Runs `denoise-jax denoise`; returns 0, or raises `UserError` (exit code 2)."""
     from tqdm.auto import tqdm
 
+    from denoise_jax import evaluate
+
     inputs = images.list_images(args.inputs)
     outputs = plan_outputs(inputs, args.output, args.format)
     references = match_references(inputs, args.reference)
@@ -361,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
         if len(scored) > 1:
             print("mean:" + _score_line(summary["mean"]))
     if args.json:
-        images.write_text(args.json, json.dumps(_finite(summary), indent=2) + "\n")
+        images.write_text(args.json, json.dumps(evaluate.json_safe(summary), indent=2) + "\n")
         print(f"wrote {args.json}")
     if failed:
         raise UserError(f"{len(failed)} of {len(inputs)} images failed (see the warnings "

@@ -511,9 +511,9 @@ DIR/samples/step_N.png. Evaluate a run with: denoise-jax eval --methods noisy,DI
 
 
 def _experiments_help() -> str:
-    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "experiments")
-    if not os.path.isdir(folder):
+    from denoise_jax.configs import EXPERIMENTS as folder
+
+    if not folder.is_dir():
         return ""
     names = sorted(f for f in os.listdir(folder) if f.endswith(".py") and f not in
                    ("__init__.py", "base.py"))

@@ -5,8 +5,8 @@ with two items, `state` (the `TrainState` pytree) and `data_iter` (the input pip
 position, JSON). Kept: the last `keep` steps plus the best by validation PSNR.
 
 Importing this module registers a resolver with `denoise_jax.evaluate`, so a workdir
-path (optionally `DIR@best` or `DIR@latest`) works as a method name:
-`evaluate.evaluate(["noisy", "runs/x"], ...)`.
+path (optionally `DIR@best` or `DIR@latest`) or a shipped model (`pretrained:NAME`) works as
+a method name: `evaluate.evaluate(["noisy", "runs/x", "pretrained:gauss_rgb"], ...)`.
 """
 
 from __future__ import annotations
@@ -281,8 +281,36 @@ def load_method(workdir: str, which: str = "best") -> evaluate.Method:
     return method
 
 
+def export(workdir: str, dest: str, which: str = "latest") -> int:
+    """Writes the weights `load_run(workdir, which)` evaluates with to `dest`; returns the step.
+
+    `dest` becomes a minimal workdir (config.json and one checkpoint holding only the
+    evaluation parameters — EMA when kept — and batch statistics: no optimizer state, no
+    pipeline position), which every loader reads like the run itself: how shipped
+    pretrained models are made. `dest` must not exist yet.
+    """
+    if os.path.exists(dest):
+        raise UserError(f"{dest} already exists: export to a new folder")
+    _, variables, _, step = load_run(workdir, which)
+    write_config(dest, load_config(workdir), announce=True)
+    mngr = manager(dest, keep=1)
+    try:
+        save(mngr, step, variables, {})
+        mngr.wait_until_finished()
+    finally:
+        mngr.close()
+    return step
+
+
+PRETRAINED_PREFIX = "pretrained:"
+
+
 def _resolve(name: str) -> evaluate.Method | None:
     path, _, which = name.partition("@")
+    if path.startswith(PRETRAINED_PREFIX):
+        from denoise_jax import pretrained
+
+        path = pretrained.find(path[len(PRETRAINED_PREFIX):])
     path = os.path.expanduser(path)
     if not is_workdir(path):
         return None

@@ -167,7 +167,25 @@ def run_models(args: argparse.Namespace) -> int:
         flush=True,
     )
     print(summary.table(models.names(), shape=(1, args.size, args.size, 3)))
+    print()
+    print(pretrained_table())
     return 0
+
+
+def pretrained_table() -> str:
+    """Markdown list of the shipped pretrained models: name, model, training data and noise."""
+    from denoise_jax import checkpoints, pretrained
+
+    shipped = pretrained.names()
+    if not shipped:
+        return "Shipped pretrained models: none in this version."
+    lines = ["Shipped pretrained models (`denoise-jax denoise PHOTO -o OUT --model NAME`; "
+             "card: denoise_jax/pretrained/NAME/MODEL_CARD.md):", "",
+             "| name | model | trained on | noise |", "|---|---|---|---|"]
+    for name in shipped:
+        config = checkpoints.load_config(pretrained.find(name))
+        lines.append(f"| {name} | {config.model.name} | {config.data.train} | {config.noise} |")
+    return "\n".join(lines)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -238,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     app_cmd.add_arguments(p)
     p.set_defaults(run=app_cmd.run)
 
-    p = sub.add_parser("models", help="list every architecture with parameters and GMACs")
+    p = sub.add_parser(
+        "models", help="list every architecture (parameters, GMACs) and the shipped models"
+    )
     p.add_argument("--size", type=int, default=256, help="square input side (default: %(default)s)")
     p.set_defaults(run=run_models)
 

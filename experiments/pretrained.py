@@ -1,0 +1,76 @@
+"""The shipped pretrained models (`denoise_jax/pretrained/`), one variant per model.
+
+    denoise-jax train --config experiments/pretrained.py:gauss_rgb --workdir runs/gauss_rgb
+    denoise-jax train --config experiments/pretrained.py:gauss_gray --workdir runs/gauss_gray
+    denoise-jax train --config experiments/pretrained.py:camera --workdir runs/camera
+
+Variants (the first argument):
+  gauss_rgb   blind colour Gaussian noise, σ ~ U(0, 55) per image, on the seven colour
+              training photos; NAFNet width 24, 3 levels, 2 middle blocks.
+  gauss_gray  blind grey Gaussian noise, σ ~ U(0, 55), on the grey training photos (the
+              grey photos plus luminance of the colour ones); NAFNet width 16.
+  camera      realistic synthetic sRGB camera noise (Brooks et al. 2019, `noise.py`) on the
+              colour training photos; NAFNet width 16.
+Add ",tiny" for a few steps of a width-4 net (tests).
+
+Steps: 3,000 for gauss_rgb, 2,000 for the others: what 2 shared CPU cores could train in
+one working session (about an hour each); a GPU run would take many more.
+
+All three: random 96×96 crops with flips and 90° rotations, batch 8, MSE, Adam 1e-3 with
+200 warm-up steps and a cosine decay to 5 % of it, EMA 0.999 of the weights (what is
+shipped). The test photos (astronaut, chelsea, camera, coins) are never seen in training
+and never used to pick a checkpoint: validation runs on centre crops of training photos,
+only to watch the run, and the last checkpoint is shipped (`denoise-jax export`).
+"""
+
+from ml_collections import ConfigDict
+
+from denoise_jax.configs import sibling
+
+VARIANTS = ("gauss_rgb", "gauss_gray", "camera")
+
+
+def get_config(arg: str | None = None) -> ConfigDict:
+    tokens = [t for t in (arg or "").split(",") if t]
+    variant = tokens[0] if tokens else ""
+    if variant not in VARIANTS or any(t != "tiny" for t in tokens[1:]):
+        raise ValueError(
+            f"pretrained: got {arg!r}; use one of {', '.join(VARIANTS)}, optionally ',tiny'"
+        )
+    base = sibling(__file__, "base")
+    config = base.get_config()
+    config.model = ConfigDict({"name": "nafnet_tiny", "width": 16})
+    config.data.train = "skimage:train:rgb"
+    config.data.patch = 96
+    config.data.batch = 8
+    config.noise = "gaussian:0-55"
+    config.loss = "mse"
+    config.optimizer.name = "adam"
+    config.optimizer.lr = 1e-3
+    config.optimizer.schedule = "cosine"
+    config.optimizer.warmup = 200
+    config.optimizer.end_factor = 0.05
+    config.ema = 0.999
+    config.num_steps = 2000
+    config.eval_every = config.checkpoint_every = config.sample_every = 500
+    config.log_every = 50
+    config.keep = 2
+    config.eval.data = "skimage:train:rgb"
+    config.eval.noise = "gaussian:25"
+    config.eval.crop = 256
+    config.eval.max_images = 3
+    if variant == "gauss_rgb":
+        config.model = ConfigDict({"name": "nafnet_tiny", "width": 24, "middle_blk_num": 2})
+        config.num_steps = 3000
+    elif variant == "gauss_gray":
+        config.data.train = "skimage:train:gray"
+        config.eval.data = "skimage:train:gray"
+    else:
+        config.noise = config.eval.noise = "camera"
+    if "tiny" in tokens:
+        base.shrink(config)
+        config.model = ConfigDict({"name": "nafnet_tiny", "width": 4})
+        config.data.patch = 16
+        config.optimizer.warmup = 1
+        config.eval.crop = 32
+    return config

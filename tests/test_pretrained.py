@@ -1,0 +1,89 @@
+"""Shipping a run as a pretrained model: export, model card, and loading it by name."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from denoise_jax import checkpoints, evaluate, pretrained, train
+from denoise_jax.configs import EXPERIMENTS, sibling
+from denoise_jax.errors import UserError
+from denoise_jax.pretrained import ship
+
+
+def load_config_file(path, arg):
+    return sibling(path, "pretrained").get_config(arg)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("run"))
+    config = load_config_file(str(EXPERIMENTS / "pretrained.py"), "gauss_gray,tiny")
+    train.train_and_evaluate(config, workdir)
+    return workdir
+
+
+def _sizes(folder):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
+
+
+def test_variants_are_checked():
+    for variant in ship_variants():
+        config = load_config_file(str(EXPERIMENTS / "pretrained.py"), variant)
+        assert config.ema and config.eval.data.startswith("skimage:train")  # never the test set
+    with pytest.raises(ValueError, match="gauss_rgb"):
+        load_config_file(str(EXPERIMENTS / "pretrained.py"), "gauss")
+
+
+def ship_variants():
+    return ("gauss_rgb", "gauss_gray", "camera")
+
+
+def test_export_keeps_only_the_evaluation_weights(tiny_run, tmp_path):
+    dest = str(tmp_path / "shipped")
+    step = checkpoints.export(tiny_run, dest)
+    assert step == 4
+    _, run_vars, _, _ = checkpoints.load_run(tiny_run, "latest")
+    _, shipped_vars, _, shipped_step = checkpoints.load_run(dest)
+    assert shipped_step == 4
+    for a, b in zip(jax.tree.leaves(run_vars), jax.tree.leaves(shipped_vars), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # No Adam moments, no pipeline state: well under the run's own checkpoint.
+    run_ckpt = os.path.join(tiny_run, "checkpoints", "4")
+    assert _sizes(dest) < _sizes(run_ckpt)
+    with pytest.raises(UserError, match="already exists"):
+        checkpoints.export(tiny_run, dest)
+
+
+def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "zoo"
+    root.mkdir()
+    rc = ship.main([tiny_run, "gauss_gray", "--root", str(root), "--seeds", "0", "--crop", "24"])
+    assert rc == 0
+    text = pretrained.model_card("gauss_gray", root=str(root))
+    for needle in ("## Held-out scores", "noise `gaussian:25`", "| BM3D |", "| NLM |",
+                   "denoise-jax eval --methods noisy,nlm,bm3d,pretrained:gauss_gray",
+                   "skimage:test:gray", "Steps**: 4", "CPU"):
+        assert needle in text, needle
+    assert text.count("### ") == len(ship.GAUSS_LEVELS)
+    monkeypatch.setattr(pretrained, "ROOT", str(root))
+    assert pretrained.names() == ["gauss_gray"]
+    method = evaluate.resolve_method("pretrained:gauss_gray")
+    noisy = np.full((20, 20, 1), 0.5, np.float32)
+    assert method(noisy, None).shape == (20, 20, 1)
+    with pytest.raises(UserError, match="choose one of gauss_gray"):
+        evaluate.resolve_method("pretrained:nope")
+
+
+def test_card_scores_match_a_direct_evaluation(tiny_run, tmp_path):
+    dest = str(tmp_path / "m")
+    checkpoints.export(tiny_run, dest)
+    table, means = ship.score_table(dest, "m", "skimage:test:gray", "gaussian:25", [0, 1],
+                                    crop=24)
+    from denoise_jax import data
+
+    direct = [evaluate.evaluate(["bm3d"], data.load("skimage:test:gray"), "gaussian:25", s,
+                                crop=24, progress=False).methods["bm3d"].psnr for s in (0, 1)]
+    assert means["BM3D"][0] == pytest.approx(np.mean(direct), abs=1e-6)
+    assert f"| BM3D | {np.mean(direct):.2f} |" in table

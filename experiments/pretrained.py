@@ -6,21 +6,22 @@
 
 Variants (the first argument):
   gauss_rgb   blind colour Gaussian noise, σ ~ U(0, 55) per image, on the seven colour
-              training photos; NAFNet width 24, 3 levels, 2 middle blocks.
+              training photos.
   gauss_gray  blind grey Gaussian noise, σ ~ U(0, 55), on the grey training photos (the
-              grey photos plus luminance of the colour ones); NAFNet width 16.
+              grey photos plus luminance of the colour ones).
   camera      realistic synthetic sRGB camera noise (Brooks et al. 2019, `noise.py`) on the
-              colour training photos; NAFNet width 16.
+              colour training photos.
 Add ",tiny" for a few steps of a width-4 net (tests).
 
 Steps: 3,000 for gauss_rgb, 2,000 for the others: what 2 shared CPU cores could train in
 one working session (about an hour each); a GPU run would take many more.
 
-All three: random 96×96 crops with flips and 90° rotations, batch 8, MSE, Adam 1e-3 with
-200 warm-up steps and a cosine decay to 5 % of it, EMA 0.999 of the weights (what is
-shipped). The test photos (astronaut, chelsea, camera, coins) are never seen in training
-and never used to pick a checkpoint: validation runs on centre crops of training photos,
-only to watch the run, and the last checkpoint is shipped (`denoise-jax export`).
+All three: `nafnet_tiny` (width 16, 3 levels, 0.29M parameters), random 96×96 crops with
+flips and 90° rotations, batch 8, MSE, Adam 1e-3 with 200 warm-up steps and a cosine decay
+to 5 % of it, EMA 0.999 of the weights (what is shipped). The test photos (astronaut,
+chelsea, camera, coins) are never seen in training and never used to pick a checkpoint:
+validation runs on centre crops of training photos, only to watch the run, and the last
+checkpoint is shipped (`python -m denoise_jax.pretrained.ship`).
 """
 
 from ml_collections import ConfigDict
@@ -60,7 +61,6 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.eval.crop = 256
     config.eval.max_images = 3
     if variant == "gauss_rgb":
-        config.model = ConfigDict({"name": "nafnet_tiny", "width": 24, "middle_blk_num": 2})
         config.num_steps = 3000
     elif variant == "gauss_gray":
         config.data.train = "skimage:train:gray"

@@ -8,7 +8,8 @@ zero, so every block starts as the identity. Down-sampling: 2×2 stride-2 conv (
 up-sampling: 1×1 conv without bias to 2× channels then PixelShuffle(2) (channels ÷2).
 
 Differences from the official code: inputs are reflect-padded (the official code zero-pads)
-to a multiple of 2**len(enc_blk_nums); no dropout (the official default rate is 0 anyway).
+to a multiple of 2**len(enc_blk_nums); no dropout (the official default rate is 0 anyway);
+the ending conv's kernel starts at zero, so the untrained net is the identity.
 Parameter counts (colour): `nafnet` (SIDD width-32 config) 29,159,715 (16.0 GMACs at 256²);
 `nafnet_tiny` 288,691 (1.0 GMACs at 256²).
 """

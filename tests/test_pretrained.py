@@ -64,7 +64,7 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, c
     text = pretrained.model_card("gauss_gray", root=str(root))
     for needle in ("## Held-out scores", "noise `gaussian:25`", "| BM3D |", "| NLM |",
                    "denoise-jax eval --methods noisy,nlm,bm3d,pretrained:gauss_gray",
-                   "skimage:test:gray", "Steps**: 4", "CPU"):
+                   "skimage:test:gray", "Steps**: 4", "CPU", "| gauss_gray ×8 ensemble |"):
         assert needle in text, needle
     assert text.count("### ") == len(ship.GAUSS_LEVELS)
     monkeypatch.setattr(pretrained, "ROOT", str(root))
@@ -79,7 +79,7 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, c
 def test_card_scores_match_a_direct_evaluation(tiny_run, tmp_path):
     dest = str(tmp_path / "m")
     checkpoints.export(tiny_run, dest)
-    table, means = ship.score_table(dest, "m", "skimage:test:gray", "gaussian:25", [0, 1],
+    table, means = ship.score_table(dest, dest, "m", "skimage:test:gray", "gaussian:25", [0, 1],
                                     crop=24)
     from denoise_jax import data
 

@@ -78,8 +78,16 @@ def to_uint(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
     top = 255 if bit_depth == 8 else 65535
-    scaled = np.rint(np.clip(np.asarray(pixels, np.float64), 0.0, 1.0) * top)
-    return scaled.astype(np.uint8 if bit_depth == 8 else np.uint16)
+    pixels = np.asarray(pixels)
+    out = np.empty(pixels.shape, np.uint8 if bit_depth == 8 else np.uint16)
+    src, dst = pixels.reshape(-1), out.reshape(-1)
+    # float64 for exact rounding, a few MB at a time: a whole 24 MP photo in float64 (plus
+    # the clip and scale temporaries) would take ~1.7 GB.
+    chunk = 1 << 20
+    for start in range(0, src.size, chunk):
+        part = np.clip(src[start:start + chunk].astype(np.float64), 0.0, 1.0)
+        dst[start:start + chunk] = np.rint(part * top)
+    return out
 
 
 def from_uint(array: np.ndarray) -> np.ndarray:

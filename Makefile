@@ -5,13 +5,20 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test test-slow lint clean chromium
+.PHONY: demo test test-slow lint clean chromium bench bench-quick
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+# torch (CPU build) for the PyTorch twins: benchmarks, and the test that checks the twins'
+# parameter counts. Never part of requirements.txt.
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-bench.txt
 	@touch $@
 
 demo: $(STAMP)
@@ -24,14 +31,24 @@ chromium:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
 	  echo "note: chromium not installed; tests/test_app_browser.py will be skipped"
 
-test: $(STAMP) chromium
+test: $(STAMP) $(BENCH_STAMP) chromium
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m slow
 
+# Speed benchmarks against PyTorch twins (torch from requirements-bench.txt, never from
+# requirements.txt); results in benchmarks/results/, table in README's Performance section.
+bench: $(BENCH_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.report --readme README.md
+
+bench-quick: $(BENCH_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.run --quick
+	$(BIN)/python -m benchmarks.report --readme README.md
+
 lint: $(STAMP)
-	$(BIN)/ruff check denoise_jax tests experiments
+	$(BIN)/ruff check denoise_jax tests experiments benchmarks
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

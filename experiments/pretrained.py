@@ -13,8 +13,8 @@ Variants (the first argument):
               colour training photos.
 Add ",tiny" for a few steps of a width-4 net (tests).
 
-Steps: 3,000 for gauss_rgb, 1,200 for the others: what 2 shared CPU cores could train in
-one working session (about an hour each); a GPU run would take many more.
+Steps: 2,500 for gauss_rgb, 800 for the others: what 2 shared CPU cores could train in
+one working session next to other jobs; a GPU run would take many more.
 
 All three: `nafnet_tiny` (width 16, 3 levels, 0.29M parameters), random 96×96 crops with
 flips and 90° rotations, batch 8, MSE, Adam 1e-3 with 200 warm-up steps and a cosine decay
@@ -52,7 +52,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.optimizer.warmup = 200
     config.optimizer.end_factor = 0.05
     config.ema = 0.999
-    config.num_steps = 1200
+    config.num_steps = 800
     config.eval_every = config.checkpoint_every = config.sample_every = 500
     config.log_every = 50
     config.keep = 2
@@ -61,7 +61,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.eval.crop = 256
     config.eval.max_images = 3
     if variant == "gauss_rgb":
-        config.num_steps = 3000
+        config.num_steps = 2500
     elif variant == "gauss_gray":
         config.data.train = "skimage:train:gray"
         config.eval.data = "skimage:train:gray"

@@ -13,6 +13,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m denoise_jax.ops.build
 	@touch $@
 
 # torch (CPU build) for the PyTorch twins: benchmarks, and the test that checks the twins'

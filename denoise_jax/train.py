@@ -33,6 +33,7 @@ from ml_collections import ConfigDict
 from denoise_jax import checkpoints, optim, writers
 from denoise_jax.data import pipeline
 from denoise_jax.errors import UserError
+from denoise_jax.models import layers
 
 
 @flax.struct.dataclass
@@ -354,6 +355,10 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
     """
     maybe_initialize_distributed(config)
     config = pipeline.resolve(config)  # data.name -> data specs; noise "real" for pairs
+    conv = config.get("conv", "auto")
+    if conv not in layers.CONV_IMPLS:
+        raise UserError(f"config.conv must be one of {', '.join(layers.CONV_IMPLS)}, not {conv!r}")
+    layers.set_conv_impl(conv)  # read when the step is traced
     workdir = os.path.abspath(os.path.expanduser(workdir))
     lead = jax.process_index() == 0
     mesh = make_mesh()

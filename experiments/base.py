@@ -28,6 +28,9 @@ Schema (every field can be overridden: `--config.optimizer.lr=3e-4`):
                         sidd|renoir|nind|paired_folder, data.name) use their noisy images and
                         the run records noise "real" (eval.noise likewise for pair eval data)
   loss                  mse | l1 | charbonnier | bce
+  conv                  convolution implementation of every model: auto (oneDNN custom calls
+                        on CPU where built by `python -m denoise_jax.ops.build`, else XLA),
+                        onednn, xla; same parameters and results either way
   optimizer.*           name (adam|adamw|adadelta|sgd), lr, schedule (constant|cosine|step|
                         plateau), warmup, clip_norm, weight_decay and per-optimizer knobs
   ema                   EMA decay of the parameters used for evaluation; None or 0: off
@@ -67,6 +70,7 @@ def get_config() -> ConfigDict:
     config.data.patch = 64
     config.noise = "gaussian:0-55"
     config.loss = "mse"
+    config.conv = "auto"
     config.optimizer = ConfigDict({
         "name": "adam",
         "lr": 1e-3,

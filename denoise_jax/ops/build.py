@@ -83,7 +83,7 @@ def build(force: bool = False) -> tuple[bool, str]:
     found = find_onednn()
     if found is None:
         return False, ("oneDNN conv not built: oneDNN headers/library not found "
-                       "(pip install onednn-devel)")
+                       "(pip install -r requirements.txt: onednn-cpu-gomp, onednn-devel-cpu-gomp)")
     include, lib = found
     runtime = threading_runtime(include)
     BUILD_DIR.mkdir(exist_ok=True)

@@ -299,31 +299,21 @@ ffi::Error ConvBwdWeights(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Bu
     });
 }
 
+// All three calls take (x or dy, w or x or dy) and return one f32 buffer.
+auto Binding() {
+    return ffi::Ffi::Bind()
+        .Ctx<ffi::ThreadPool>()
+        .Arg<ffi::Buffer<ffi::F32>>()
+        .Arg<ffi::Buffer<ffi::F32>>()
+        .Ret<ffi::Buffer<ffi::F32>>()
+        .Attr<ffi::Span<const int64_t>>("params");
+}
+
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(DjConvFwd, ConvFwd,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<ffi::Span<const int64_t>>("params"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(DjConvBwdData, ConvBwdData,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<ffi::Span<const int64_t>>("params"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(DjConvBwdWeights, ConvBwdWeights,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<ffi::Span<const int64_t>>("params"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(DjConvFwd, ConvFwd, Binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(DjConvBwdData, ConvBwdData, Binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(DjConvBwdWeights, ConvBwdWeights, Binding());
 
 // A cheap call the Python side makes once after loading: creating the engine here surfaces
 // a runtime that cannot start (e.g. no CPU device) as a load failure, not a failed step.

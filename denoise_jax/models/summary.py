@@ -57,7 +57,9 @@ def _trace(model: nn.Module, shape: tuple[int, ...]) -> tuple[Any, int]:
 def _xla_flops(model: nn.Module, variables: Any, shape: tuple[int, ...]) -> float:
     """XLA's flop estimate for one forward pass (the lowered, unoptimised program)."""
     x = jax.ShapeDtypeStruct(shape, jnp.float32)
-    lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x)
+    # XLA cannot count inside oneDNN custom calls: lower with its own convolutions.
+    with layers.conv_impl("xla"):
+        lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x)
     cost = lowered.cost_analysis()
     if isinstance(cost, list | tuple):
         cost = cost[0] if cost else None

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from typing import Any
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
@@ -86,13 +85,9 @@ def update_readme(path: str, doc: dict[str, Any]) -> None:
     """Rewrites the bench section of the file at `path` (atomically)."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    new = replace_section(text, render(doc))
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-readme-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(new)
-    os.chmod(tmp, os.stat(path).st_mode & 0o777)
-    os.replace(tmp, path)
+    from denoise_jax.images import write_text
+
+    write_text(path, replace_section(text, render(doc)))
 
 
 def main(argv: list[str] | None = None) -> int:

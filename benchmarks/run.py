@@ -306,19 +306,10 @@ def system_rows(quick: bool, patterns: str | None) -> list[Row]:
 
 
 def write_json_atomic(path: str, doc: Any) -> None:
-    """Writes `doc` as JSON to `path` through a temporary file in the same folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Writes `doc` as JSON to `path` atomically (the project's `images.write_text`)."""
+    from denoise_jax.images import write_text
+
+    write_text(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
 
 
 def _fmt(value: float | None, unit: str = "") -> str:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import fnmatch
 import json
 import math
 import os
@@ -51,6 +50,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from benchmarks import cases as case_list
+from benchmarks import common
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results")
@@ -359,19 +361,10 @@ def plot_scaling(path: str, points: list[dict], rss: dict, seconds: dict,
     if model:
         fig.suptitle(f"model: {model}", fontsize=9)
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".denoise_scaling.", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    from denoise_jax.images import atomic_output
+
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
 
 
 # ---------------------------------------------------------------------------------------
@@ -549,12 +542,8 @@ def ssim_speed(side: int, repeats: int = 5) -> Row:
 
 
 def _median_time(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return common.measure(fn, warmup=0, repeats=repeats, budget_s=math.inf,
+                          min_repeat_s=0.0)["seconds"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -593,10 +582,7 @@ CASES: dict[str, Callable[[bool], list[Row]]] = {
 
 def selected(patterns: str | None) -> list[str]:
     """Case names matching any of the comma-separated globs (all for None)."""
-    if not patterns:
-        return list(CASES)
-    globs = [p.strip() for p in patterns.split(",") if p.strip()]
-    return [name for name in CASES if any(fnmatch.fnmatch(name, g) for g in globs)]
+    return [name for name in CASES if case_list.matches(name, patterns)]
 
 
 def run_all(quick: bool, cases: str | None = None) -> list[Row]:

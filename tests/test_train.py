@@ -200,6 +200,8 @@ def test_help_lists_usage_and_experiments(capsys):
     (["--config", "experiments/nope.py", "--workdir", "w"], "nope.py"),
     (["--config", "experiments/mnist_dae.py", "--workdir", "w", "--config.nope=1"], "nope"),
     (["--config", "experiments/mnist_dae.py"], "--workdir"),
+    (["--config", "experiments/mnist_dae.py:tiny", "--workdir", "w", "--config.conv=cudnn"],
+     "config.conv must be one of xla, onednn, auto"),
 ])
 def test_bad_arguments_are_user_errors(argv, says):
     with pytest.raises(UserError, match=says):

@@ -103,8 +103,8 @@ def card(name: str, run_dir: str, step: int, tables: list[tuple[str, str, str]],
         f"noise `{config.noise}` drawn per image.",
         f"- **Steps**: {step} (EMA {config.ema} weights of the last step; no checkpoint "
         "was picked on test scores).",
-        f"- **Hardware**: {hardware()}; training time {seconds / 60:.0f} min (other jobs "
-        "shared the machine).",
+        f"- **Hardware**: {hardware()}; training time {seconds / 60:.0f} min (summed from the "
+        "logged step rates of every resumed chunk).",
         "",
         "## Held-out scores",
         "",

@@ -25,9 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from denoise_jax.errors import UserError
+
 MAX_PIXELS = 40_000_000  # decoding and denoising beyond this takes minutes on a CPU
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif"]
-SAMPLE_SPEC = "skimage:test"
+# Bundled photos always; the photo corpus's held-out photos too once it is built.
+SAMPLE_SPECS = ("skimage:test", "photos:val")
 DEFAULT_METHOD = "nlm_cv"  # about 0.4 s for a 512² colour photo on one CPU core
 NOISE_KINDS = ("gaussian", "poisson", "saltpepper", "speckle", "camera")
 ZOOM_SIZES = (32, 64, 128, 256)
@@ -207,16 +210,24 @@ def add_noise(clean: np.ndarray, spec: str, seed: int) -> np.ndarray:
 # Cached stages
 
 
-def _sample_names() -> list[str]:
+def _sample_sets() -> list:
     from denoise_jax import data
 
-    return list(data.load(SAMPLE_SPEC).names)
+    sets = []
+    for spec in SAMPLE_SPECS:
+        try:
+            sets.append(data.load(spec))
+        except UserError:  # the photo corpus is not built here: bundled photos only
+            pass
+    return sets
+
+
+def _sample_names() -> list[str]:
+    return [name for dataset in _sample_sets() for name in dataset.names]
 
 
 def _load_sample(name: str) -> Source:
-    from denoise_jax import data
-
-    dataset = data.load(SAMPLE_SPEC)
+    dataset = next(d for d in _sample_sets() if name in d.names)
     example = dataset[list(dataset.names).index(name)]
     return Source(name, np.asarray(example.clean, np.float32), None, 8)
 

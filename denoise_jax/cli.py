@@ -19,8 +19,11 @@ EXAMPLES = textwrap.dedent(
       denoise-jax eval --methods noisy,nlm,bm3d --data skimage:test --noise gaussian:25
       denoise-jax eval --methods noisy,bm3d --data folder:~/photos --noise camera --json out.json
       denoise-jax eval --methods noisy,wavelet --data pairs:~/my_pairs    # real noisy/clean pairs
+      denoise-jax eval --methods noisy,nlm,bm3d,pretrained:gauss_rgb --data photos:val \
+          --noise gaussian:25 --input 8bit --worst-vs bm3d    # as your 8-bit files hold it
 
-    data specs:   skimage:train|test[:rgb|:gray], mnist_5k:train|test, folder:PATH, pairs:PATH
+    data specs:   photos:train|val[:gray] (after `denoise-jax data build photos`),
+                  skimage:train|test[:rgb|:gray], mnist_5k:train|test, folder:PATH, pairs:PATH
     noise specs:  gaussian:25, gaussian:0-55, keras:0.5, poisson:30, poisson-gaussian:0.01,0.0002,
                   saltpepper:0.05, speckle:0.1, camera
     """
@@ -42,6 +45,19 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed; same seed, same noisy inputs")
+    p.add_argument(
+        "--input",
+        choices=("float", "8bit"),
+        default="float",
+        help="float: noise added in floating point; 8bit: each noisy input clipped and rounded "
+        "to 8 bits, as your photo files hold it (default: %(default)s)",
+    )
+    p.add_argument(
+        "--worst-vs",
+        metavar="METHOD",
+        help="add a column: each method's worst image and its PSNR margin against METHOD "
+        "(one of --methods, e.g. bm3d)",
+    )
     p.add_argument(
         "--crop",
         type=int,
@@ -88,6 +104,8 @@ def run_eval(args: argparse.Namespace) -> int:
         crop=args.crop,
         keep_samples=args.figure_images if args.figure else 0,
         data_name=args.data,
+        input=args.input,
+        reference=args.worst_vs,
     )
     print(report.to_markdown())
     for path, text in (

@@ -30,6 +30,9 @@ from denoise_jax import baselines, metrics, noise
 from denoise_jax.errors import UserError
 
 Method = Callable[[np.ndarray, float | None], np.ndarray]
+INPUTS = ("float", "8bit")
+COLOUR_BIAS = ("per image, the largest |mean(output - clean)| over the channels, in levels "
+               "of 255, averaged over the images (a colour cast; 0 for a neutral method)")
 
 # Resolvers for method names that are not baselines (e.g. trained workdirs). Each takes
 # the name and returns a Method, or None when the name is not its kind.
@@ -67,6 +70,10 @@ class MethodResult:
     sec_per_mp: float
     sigma: str  # how the method got the noise level: "given", "estimated", "blind" or "-"
     per_image: list[dict[str, Any]]
+    # mean over images of max over channels |mean(output - clean)|, in levels of 255
+    colour_bias: float = 0.0
+    # vs the report's reference method: the image where this one does worst, and by how much
+    worst: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass
@@ -77,6 +84,10 @@ class Report:
     noise: str
     seed: int
     methods: dict[str, MethodResult]
+    # "float": noise added in floating point; "8bit": the noisy input clipped to [0, 1] and
+    # rounded to 8 bits, as a user's photo file holds it
+    input: str = "float"
+    reference: str | None = None  # the method each "worst" margin is taken against
     # First few (name, clean, noisy, {method: denoised}) kept for the figure.
     samples: list[tuple[str, np.ndarray, np.ndarray, dict[str, np.ndarray]]] = dataclasses.field(
         default_factory=list, repr=False
@@ -87,7 +98,9 @@ class Report:
             "data": self.data,
             "noise": self.noise,
             "seed": self.seed,
-            "metrics": metrics.DEFINITIONS,
+            "input": self.input,
+            "reference": self.reference,
+            "metrics": {**metrics.DEFINITIONS, "colour_bias": COLOUR_BIAS},
             "methods": {k: dataclasses.asdict(v) for k, v in self.methods.items()},
         }
 
@@ -95,39 +108,41 @@ class Report:
         return json.dumps(json_safe(self.to_dict()), indent=2)
 
     def to_markdown(self) -> str:
+        worst = f" worst vs {self.reference} |" if self.reference else ""
         lines = [
-            f"data: {self.data} | noise: {self.noise} | seed: {self.seed}",
+            f"data: {self.data} | noise: {self.noise} | input: {self.input} | seed: {self.seed}",
             "",
-            "| method | PSNR (dB) | SSIM | s/MP | σ |",
-            "|---|---:|---:|---:|---|",
+            f"| method | PSNR (dB) | SSIM | colour bias |{worst} s/MP | σ |",
+            "|---|---:|---:|---:|" + ("---|" if worst else "") + "---:|---|",
         ]
         for name, r in self.methods.items():
+            cell = ""
+            if self.reference:
+                cell = " - |" if name == self.reference or not r.worst else (
+                    f" {r.worst['margin']:+.2f} dB on {r.worst['image']} |")
             lines.append(
-                f"| {name} | {r.psnr:.2f} | {r.ssim:.4f} | {r.sec_per_mp:.3g} | {r.sigma} |"
+                f"| {name} | {r.psnr:.2f} | {r.ssim:.4f} | {r.colour_bias:.2f} |{cell} "
+                f"{r.sec_per_mp:.3g} | {r.sigma} |"
             )
         lines += [
             "",
             "PSNR: " + metrics.DEFINITIONS["psnr"],
             "SSIM: " + metrics.DEFINITIONS["ssim"],
+            "colour bias: " + COLOUR_BIAS,
         ]
+        if self.reference:
+            lines.append(f"worst vs {self.reference}: the image where the method's PSNR falls "
+                         f"furthest below {self.reference}'s (negative: below)")
         return "\n".join(lines)
 
     def to_csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["method", "image", "psnr", "ssim", "seconds", "megapixels"])
+        columns = ["image", "psnr", "ssim", "colour_bias", "seconds", "megapixels"]
+        writer.writerow(["method", *columns])
         for name, r in self.methods.items():
             for row in r.per_image:
-                writer.writerow(
-                    [
-                        name,
-                        row["image"],
-                        row["psnr"],
-                        row["ssim"],
-                        row["seconds"],
-                        row["megapixels"],
-                    ]
-                )
+                writer.writerow([name, *(row[c] for c in columns)])
         return out.getvalue()
 
 
@@ -157,6 +172,17 @@ def noisy_version(seed: int, index: int, clean: np.ndarray, model: noise.NoiseMo
     return np.asarray(model(key, jnp.asarray(clean, jnp.float32)), np.float32)
 
 
+def as_8bit(noisy: np.ndarray) -> np.ndarray:
+    """The noisy image as an 8-bit file holds it: clipped to [0, 1], rounded to 1/255."""
+    return (np.rint(np.clip(noisy, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
+
+
+def colour_bias(denoised: np.ndarray, clean: np.ndarray) -> float:
+    """max over channels of |mean(denoised - clean)|, in levels of 255 ([H, W, C] in [0, 1])."""
+    diff = np.asarray(denoised, np.float64) - np.asarray(clean, np.float64)
+    return float(255.0 * np.abs(diff.reshape(-1, diff.shape[-1]).mean(axis=0)).max())
+
+
 def score(denoised: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     """(PSNR, SSIM) of one [H, W, C] image in [0, 1], the project's pinned definitions."""
     x, y = jnp.asarray(denoised, jnp.float32), jnp.asarray(clean, jnp.float32)
@@ -173,6 +199,8 @@ def evaluate(
     keep_samples: int = 0,
     progress: bool = True,
     data_name: str | None = None,
+    input: str = "float",
+    reference: str | None = None,
 ) -> Report:
     """Scores each method on each image of `dataset`.
 
@@ -184,7 +212,13 @@ def evaluate(
         method: keyed by `seed` and the image index).
       crop: centre-crop every image to at most crop×crop first (faster tables).
       keep_samples: keep the first n images' outputs in `Report.samples` for a figure.
+      input: "float" (noise added in floating point) or "8bit" (each noisy input clipped and
+        rounded to 8 bits, as a user's file holds it; synthetic noise only).
+      reference: a method name; each other method's worst image margin against it is
+        reported (e.g. "bm3d").
     """
+    if input not in INPUTS:
+        raise UserError(f"unknown input {input!r}: use {' or '.join(INPUTS)}")
     if isinstance(methods, dict):
         resolved = dict(methods)
     else:
@@ -222,6 +256,8 @@ def evaluate(
                 )
         else:
             noisy = noisy_version(seed, index, clean, model)
+            if input == "8bit":
+                noisy = as_8bit(noisy)
         known_sigma = None if model is None or model.blind else model.sigma
         outputs = {}
         for name, method in resolved.items():
@@ -244,6 +280,7 @@ def evaluate(
                     "image": example.name,
                     "psnr": p,
                     "ssim": s,
+                    "colour_bias": colour_bias(denoised, clean),
                     "seconds": seconds,
                     "megapixels": megapixels,
                 }
@@ -255,6 +292,9 @@ def evaluate(
             samples.append((example.name, clean, noisy, outputs))
     bar.close()
 
+    if reference is not None and reference not in per_method:
+        raise UserError(f"reference method {reference!r} is not among the methods "
+                        f"({', '.join(per_method)})")
     results = {}
     for name, rows in per_method.items():
         total_mp = sum(r["megapixels"] for r in rows)
@@ -264,6 +304,8 @@ def evaluate(
             sec_per_mp=sum(r["seconds"] for r in rows) / total_mp,
             sigma=sigma_source[name],
             per_image=rows,
+            colour_bias=float(np.mean([r["colour_bias"] for r in rows])),
+            worst=None if reference in (None, name) else worst_margin(rows, per_method[reference]),
         )
     return Report(
         data=data_name or getattr(dataset, "spec", "?"),
@@ -271,7 +313,17 @@ def evaluate(
         seed=seed,
         methods=results,
         samples=samples,
+        input=input if not real else "real pairs",
+        reference=reference,
     )
+
+
+def worst_margin(rows: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> dict:
+    """{"image", "margin"}: the image with the lowest PSNR(method) - PSNR(reference), in dB."""
+    margins = [(r["psnr"] - ref["psnr"], r["image"]) for r, ref in zip(rows, reference,
+                                                                         strict=True)]
+    margin, image = min(margins)
+    return {"image": image, "margin": float(margin)}
 
 
 def _sigma_source(method: Method, known_sigma: float | None) -> str:

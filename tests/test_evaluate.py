@@ -99,3 +99,53 @@ def test_compiled_methods_are_timed_after_a_warm_up_call(photo_dir):
     report = evaluate.evaluate({"jitted": slow_first_call}, ds[:1], "gaussian:25")
     assert len(calls) == 2  # one warm-up, one timed
     assert report.methods["jitted"].per_image[0]["seconds"] < 0.5
+
+
+def test_8bit_input_is_clipped_and_rounded_like_a_photo_file(photo_dir):
+    ds = data.load(f"folder:{photo_dir}")
+    seen = {}
+
+    def spy(kind):
+        def method(noisy, sigma):
+            seen[kind] = noisy
+            return noisy
+        return method
+
+    for kind in evaluate.INPUTS:
+        evaluate.evaluate({"spy": spy(kind)}, ds[:1], "gaussian:50", input=kind, progress=False)
+    assert seen["float"].min() < 0 and seen["float"].max() > 1  # σ 50 strays out of range
+    q = seen["8bit"]
+    assert q.min() >= 0 and q.max() <= 1
+    np.testing.assert_array_equal(q * 255, np.rint(q * 255))
+    np.testing.assert_allclose(q, np.clip(seen["float"], 0, 1), atol=0.5 / 255 + 1e-6)
+    with pytest.raises(UserError, match="unknown input"):
+        evaluate.evaluate(["noisy"], ds, "gaussian:5", input="16bit")
+
+
+def test_colour_bias_and_worst_margin():
+    rng = np.random.default_rng(0)
+    cleans = {f"img{i}": rng.uniform(0.2, 0.8, (16 + i, 20, 3)).astype(np.float32)
+              for i in range(3)}
+    ds = data.Dataset.from_examples("t", "three images", [data.Example(n, c)
+                                                         for n, c in cleans.items()])
+    by_height = {c.shape[0]: c for c in cleans.values()}
+
+    def tinted(noisy, sigma):  # the clean image with its red channel 3 levels too bright
+        return by_height[noisy.shape[0]] + np.float32([3 / 255, 0, 0])
+
+    methods = {"noisy": evaluate.resolve_method("noisy"), "tinted": tinted}
+    report = evaluate.evaluate(methods, ds, "gaussian:10", reference="noisy", progress=False)
+    rows = report.methods["tinted"].per_image
+    assert all(r["colour_bias"] == pytest.approx(3.0, abs=1e-3) for r in rows)
+    assert report.methods["tinted"].colour_bias == pytest.approx(3.0, abs=1e-3)
+    assert report.methods["noisy"].colour_bias < 1.0
+    worst = report.methods["tinted"].worst
+    margins = {r["image"]: r["psnr"] - n["psnr"]
+               for r, n in zip(rows, report.methods["noisy"].per_image, strict=True)}
+    assert worst == {"image": min(margins, key=margins.get), "margin": min(margins.values())}
+    assert report.methods["noisy"].worst is None
+    md = report.to_markdown()
+    assert "| colour bias | worst vs noisy |" in md
+    assert f"{worst['margin']:+.2f} dB on {worst['image']}" in md
+    with pytest.raises(UserError, match="reference method 'bm3d'"):
+        evaluate.evaluate(methods, ds, "gaussian:10", reference="bm3d", progress=False)

@@ -5,6 +5,7 @@
     load("mnist_5k:train")        # 4,000 real MNIST digits, 28×28×1; .labels holds the digits
     load("folder:~/photos")       # every image in a folder (clean; the caller adds noise)
     load("pairs:~/my_pairs")      # real noisy/clean pairs matched by name
+    load("photos:val")            # the photo corpus (`denoise-jax data build photos`)
 
 A `Dataset` is a `Sequence[Example]`: `len(ds)`, `ds[i]` (folders read the file on access),
 `ds.names` without reading anything, `ds.spec`, `ds.description` and `ds.labels` (MNIST).
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from denoise_jax.data import embedded
+from denoise_jax.data import embedded, photos
 from denoise_jax.errors import UserError
 
 NOISY_DIRS = ("noisy", "input", "lq")
@@ -44,6 +45,7 @@ SPEC_FORMS = (
     "folder:PATH",
     "pairs:PATH",
     "tfds:NAME[:SPLIT][@DATA_DIR]",
+    "photos:train|val[:rgb|:gray][@DIR]",
 )
 
 
@@ -186,6 +188,10 @@ def available() -> list[str]:
         "tfds:NAME[:SPLIT][@DATA_DIR]  a data set built with `denoise-jax data build NAME "
         "--manual-dir PATH` (sidd, renoir, nind, paired_folder; split default train; "
         "DATA_DIR default $TFDS_DATA_DIR or ~/tensorflow_datasets)",
+        "photos:train|val[:rgb|:gray][@DIR]  the photo corpus built by `denoise-jax data build "
+        "photos`: ~256 photographs from 8 Debian packages, fixed split (val = 24 whole photos "
+        "from every package); :gray = BT.601 luma; DIR default $DENOISE_JAX_PHOTOS or "
+        "~/.cache/denoise_jax/photos",
     ]
 
 
@@ -217,6 +223,15 @@ def load(spec: str) -> Dataset:
         from denoise_jax.data import builders  # imports tensorflow_datasets: only when asked
 
         return builders.load_spec(spec.strip(), rest)
+    if kind == "photos":
+        where, _, root = rest.partition("@")
+        fields = [f.strip().lower() for f in where.split(":")]
+        if len(fields) > 2 or fields[0] not in photos.SPLITS or fields[1:] and (
+                fields[1] not in photos.MODES):
+            raise _bad_spec(spec, "photos takes train or val, then optionally :rgb or :gray, "
+                            "then optionally @DIR")
+        root = os.path.abspath(os.path.expanduser(root.strip() or photos.default_root()))
+        return _photos_dataset(fields[0], (fields[1:] or ["rgb"])[0], root)
     raise _bad_spec(spec, f"unknown kind {kind!r}")
 
 
@@ -262,6 +277,19 @@ def _mnist_dataset(split: str) -> Dataset:
         labels=split_labels,
         array=array,
     )
+
+
+def _photos_dataset(split: str, mode: str, root: str) -> Dataset:
+    files = photos.split_files(root, split)
+    names = [_stem(f) for f in files]
+
+    def get(i: int) -> Example:
+        pixels = photos.read_uint8(files[i]).astype(np.float32) / 255.0
+        return Example(names[i], embedded.to_gray(pixels) if mode == "gray" else pixels)
+
+    spec = f"photos:{split}" + (":gray" if mode == "gray" else "")
+    return Dataset(spec, f"{len(files)} corpus photos ({split} split, {mode}) in {root}",
+                   names, get, files=files)
 
 
 # ---------------------------------------------------------------------------------------

@@ -221,6 +221,27 @@ def add_noise(key: Array, clean: Array, spec: str) -> Array:
     return parse(spec)(key, clean)
 
 
+def to_8bit(noisy: Array) -> Array:
+    """What an 8-bit file holds of `noisy`: clipped to [0, 1] and rounded to 1/255."""
+    return jnp.round(jnp.clip(noisy, 0.0, 1.0) * 255.0) / 255.0
+
+
+def with_8bit_share(model: Callable[[Array, Array], Array],
+                    share: float) -> Callable[[Array, Array], Array]:
+    """`model`, with each image's noisy output passed through `to_8bit` with probability
+    `share` (training on inputs as users' photo files hold them, beside float ones)."""
+    if not 0.0 <= share <= 1.0:
+        raise UserError(f"the 8-bit share must be in [0, 1], not {share}")
+
+    def noisy(key: Array, clean: Array) -> Array:
+        noise_key, pick_key = jax.random.split(key)
+        out = model(noise_key, clean)
+        pick = jax.random.uniform(pick_key, _per_image_shape(clean)) < share
+        return jnp.where(pick, to_8bit(out), out)
+
+    return noisy
+
+
 # ---------------------------------------------------------------------------------------------
 # Simple models. Each is `(key, clean [..., H, W, C] float32, params) -> noisy float32`.
 

@@ -213,3 +213,20 @@ def test_camera_noise_plausible_and_heteroscedastic():
 def test_camera_noise_needs_rgb():
     with pytest.raises(UserError, match="RGB"):
         noise.add_noise(_key(), jnp.zeros((1, 16, 16, 1)), "camera")
+
+
+def test_8bit_share_quantizes_that_share_of_the_images():
+    import jax
+
+    base = noise.parse("gaussian:30")
+    clean = jnp.full((64, 8, 8, 3), 0.5, jnp.float32)
+    key = jax.random.PRNGKey(0)
+    none = noise.with_8bit_share(base, 0.0)(key, clean)
+    every = noise.with_8bit_share(base, 1.0)(key, clean)
+    np.testing.assert_array_equal(every, noise.to_8bit(none))  # same noise, then quantized
+    assert float(jnp.abs(none - noise.to_8bit(none)).max()) > 0
+    half = noise.with_8bit_share(base, 0.5)(key, clean)
+    quantized = np.array([bool(jnp.all(x == noise.to_8bit(x))) for x in half])
+    assert 16 < quantized.sum() < 48
+    with pytest.raises(UserError, match="share"):
+        noise.with_8bit_share(base, 1.5)

@@ -22,7 +22,7 @@ import optax
 import pytest
 from ml_collections import ConfigDict
 
-from denoise_jax import optim, train
+from denoise_jax import data, optim, train
 from denoise_jax.data import build, builders, fixtures, pipeline
 from denoise_jax.errors import UserError
 from denoise_jax.images import read_image
@@ -275,3 +275,19 @@ def test_data_name_errors_are_one_line_user_errors(tmp_path):
     clean_only = _config("real_nafnet.py", "tiny", noise="real")
     with pytest.raises(UserError, match="clean images only"):
         train.train_and_evaluate(clean_only, str(tmp_path / "w"))
+
+
+def test_channel_permutation_moves_a_pair_together():
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(size=(12, 12, 3)).astype(np.float32)
+    noisy = clean + 0.1
+    ds = data.Dataset.from_examples("p", "one pair", [data.Example("a", clean, noisy)])
+    it = pipeline.batches(ds, batch=32, patch=12, augment=False, seed=0, shard=(0, 1),
+                          permute_channels=True)
+    batch = next(it)
+    np.testing.assert_allclose(batch["noisy"], batch["clean"] + 0.1, atol=1e-6)
+    means = {tuple(np.round(b.mean(axis=(0, 1)), 5)) for b in batch["clean"]}
+    assert len(means) > 1  # several orders were drawn
+    for b in batch["clean"]:  # each one a permutation of the same three channels
+        assert sorted(np.round(b.mean(axis=(0, 1)), 5)) == sorted(np.round(clean.mean(axis=(0, 1)),
+                                                                           5))

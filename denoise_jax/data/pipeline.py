@@ -200,14 +200,23 @@ def _flip_rotate(rng: np.random.Generator, images: list[np.ndarray]) -> list:
     return [np.rot90(x, k >> 1, axes=(0, 1)) for x in out]
 
 
+def _permute_channels(rng: np.random.Generator, images: list[np.ndarray]) -> list:
+    """The same random order of the colour channels for each image (grey stays as it is)."""
+    if images[0].shape[-1] != 3:
+        return images
+    order = rng.permutation(3)
+    return [x[..., order] for x in images]
+
+
 class _Sample:
     """Example -> {"clean", optional "noisy"}: random crop + flips (a grain random map).
 
-    A pair's noisy image goes through the very same crop window and flip/rotation.
+    A pair's noisy image goes through the very same crop window, flip/rotation and, with
+    `permute_channels`, channel order (so a colour net cannot learn one palette's biases).
     """
 
-    def __init__(self, patch: int | None, augment: bool):
-        self.patch, self.augment = patch, augment
+    def __init__(self, patch: int | None, augment: bool, permute_channels: bool = False):
+        self.patch, self.augment, self.permute = patch, augment, permute_channels
 
     def __call__(self, example: data.Example, rng: np.random.Generator) -> dict[str, np.ndarray]:
         images = [np.asarray(example.clean, np.float32)]
@@ -217,6 +226,8 @@ class _Sample:
             images = _crop_or_pad(rng, images, self.patch)
         if self.augment:
             images = _flip_rotate(rng, images)
+        if self.permute:
+            images = _permute_channels(rng, images)
         out = {"clean": np.ascontiguousarray(images[0])}
         if len(images) > 1:
             out["noisy"] = np.ascontiguousarray(images[1])
@@ -233,6 +244,7 @@ def batches(
     shard: tuple[int, int] | None = None,
     num_threads: int = 2,
     prefetch: int = 8,
+    permute_channels: bool = False,
 ) -> Any:
     """An endless, checkpointable iterator of training batches (see the module docstring).
 
@@ -241,6 +253,7 @@ def batches(
       batch: images per batch from this process (the global batch / process count).
       patch: crop side, or None for whole images (they must then all have one shape).
       shard: (index, count) of this process; default from `ShardByJaxProcess`.
+      permute_channels: also shuffle the colour channels' order per crop.
     Returns:
       a grain iterator: `next(it)` -> {"clean": [batch, P, P, C] float32} (+ "noisy" when
       the examples are real pairs); `get_state()` / `set_state(state)`.
@@ -255,7 +268,7 @@ def batches(
     if len(ds) == 0:
         raise UserError(f"{len(dataset)} training images cannot feed {count} processes")
     ds = (ds.seed(seed + index).shuffle().repeat(None)
-          .random_map(_Sample(patch, augment))
+          .random_map(_Sample(patch, augment, permute_channels))
           .batch(batch, drop_remainder=True))
     read = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
     return iter(ds.to_iter_dataset(read))

@@ -1,7 +1,10 @@
 """One writer for all training metrics: TensorBoard event files plus `metrics.jsonl`.
 
 `metrics.jsonl` holds one JSON object per log event: `{"step": 100, "split": "train",
-"loss": 0.01, ...}`. TensorBoard tags are `<split>/<name>`. Only process 0 writes.
+"cpu_hours": 0.02, "loss": 0.01, ...}`. `cpu_hours` is the CPU time this process and every
+earlier chunk of the run used so far (all threads, input pipeline and evaluation included),
+so curves of runs on different or busy machines compare per unit of compute. TensorBoard
+tags are `<split>/<name>`. Only process 0 writes.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -32,6 +36,8 @@ class MetricWriter:
         os.makedirs(workdir, exist_ok=True)
         if resume_step is not None:
             _truncate_jsonl(self.path, resume_step)
+        earlier = [r.get("cpu_hours") or 0.0 for r in read_metrics(workdir)[-1:]]
+        self._cpu_offset = (earlier[0] if earlier else 0.0) - time.process_time() / 3600
         purge = None if resume_step is None else resume_step + 1
         self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=purge,
                                  flush_secs=30)
@@ -44,7 +50,8 @@ class MetricWriter:
         values = {k: float(v) for k, v in scalars.items()}
         for name, value in values.items():
             self._tb.add_scalar(f"{split}/{name}", value, step)
-        record = {"step": int(step), "split": split}
+        record = {"step": int(step), "split": split,
+                  "cpu_hours": round(self._cpu_offset + time.process_time() / 3600, 6)}
         record.update({k: (v if math.isfinite(v) else None) for k, v in values.items()})
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()

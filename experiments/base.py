@@ -22,11 +22,14 @@ Schema (every field can be overridden: `--config.optimizer.lr=3e-4`):
   data.patch            random crop side; None or 0 for whole (equally sized) images
   data.batch            global batch (split over all devices of all hosts)
   data.augment          random flips / 90° rotations
+  data.permute_channels a random order of the colour channels per crop
   data.download         allow TFDS to download (never by default: runs stay offline)
   data.num_threads, data.prefetch   grain reader threads and prefetch buffer
   noise                 noise spec added on the fly; real noisy/clean pairs (pairs:, tfds:
                         sidd|renoir|nind|paired_folder, data.name) use their noisy images and
                         the run records noise "real" (eval.noise likewise for pair eval data)
+  noise_8bit_share      share of noisy training inputs clipped and rounded to 8 bits, as a
+                        photo file holds them (0: all float)
   loss                  mse | l1 | charbonnier | bce
   conv                  convolution implementation of every model: auto (oneDNN custom calls
                         on CPU where built by `python -m denoise_jax.ops.build`, else XLA),
@@ -63,12 +66,14 @@ def get_config() -> ConfigDict:
         "patch": config_dict.placeholder(int),
         "batch": 16,
         "augment": True,
+        "permute_channels": False,
         "download": False,
         "num_threads": 2,
         "prefetch": 8,
     })
     config.data.patch = 64
     config.noise = "gaussian:0-55"
+    config.noise_8bit_share = 0.0
     config.loss = "mse"
     config.conv = "auto"
     config.optimizer = ConfigDict({
@@ -91,6 +96,8 @@ def get_config() -> ConfigDict:
     config.log_every = 100
     config.eval_every = 1000
     config.checkpoint_every = 1000
+    config.checkpoint_every_minutes = 10.0  # also save every N minutes of training (0: off)
+    config.init_from = config_dict.placeholder(str)  # new runs: pretrained:NAME or DIR[@best]
     config.sample_every = 1000
     config.keep = 3
     config.early_stop_patience = config_dict.placeholder(int)

@@ -1,0 +1,83 @@
+"""Blind colour (or grey) Gaussian denoisers trained on the photo corpus, one variant per net.
+
+    denoise-jax data build photos                     # once: the corpus (photos:train / :val)
+    denoise-jax train --config experiments/photos_gauss.py:drunet --workdir ~/runs/drunet
+    denoise-jax train --config experiments/photos_gauss.py:ffdnet,l1 --workdir ~/runs/ffdnet_l1
+
+The first argument names the network (the candidates of the architecture pilot):
+  drunet        bias-free residual U-Net in the style of DRUNet (`models/drunet.py`)
+  ffdnet        FFDNet-style conv stack at quarter resolution (`models/ffdnet.py`)
+  nafnet_small  a wider, deeper NAFNet with crop-independent attention
+  dncnn         DnCNN-17 (64 features, BN)
+  nafnet_tiny   the first shipped models' net
+Further tokens: `gray` (grey photos, BT.601 luma), `l1` / `charbonnier` (loss instead of
+MSE), `tiny` (a few steps of a tiny net, for tests).
+
+The recipe: random 96×96 crops, each photo equally likely whatever its size, flips, 90°
+rotations and a random order of the colour channels; σ ~ U(0, 55)/255 per crop (so σ < 15 is
+27 % of the crops); half of the noisy crops clipped and rounded to 8 bits, as users' photo
+files are; Adam 1e-3 with warm-up and a cosine decay over the whole campaign; EMA 0.999 of the
+weights (what is evaluated and shipped). Validation: the 24 held-out `photos:val` photos,
+centre 256×256 crops at σ 25, to watch the run; a checkpoint is saved every 10 minutes as well
+as every `checkpoint_every` steps, so a run can be stopped and resumed at any time.
+"""
+
+from ml_collections import ConfigDict
+
+from denoise_jax.configs import sibling
+
+MODELS = {
+    "drunet": {"name": "drunet"},
+    "ffdnet": {"name": "ffdnet"},
+    "nafnet_small": {"name": "nafnet_small"},
+    "dncnn": {"name": "dncnn", "depth": 17, "features": 64},
+    "nafnet_tiny": {"name": "nafnet_tiny", "width": 16},
+}
+TINY = {
+    "drunet": {"name": "drunet", "features": (4, 8), "blocks": 1},
+    "ffdnet": {"name": "ffdnet", "depth": 3, "features": 8},
+    "nafnet_small": {"name": "nafnet_small", "width": 4},
+    "dncnn": {"name": "dncnn", "depth": 3, "features": 4},
+    "nafnet_tiny": {"name": "nafnet_tiny", "width": 4},
+}
+OPTIONS = ("gray", "l1", "charbonnier", "tiny")
+
+
+def get_config(arg: str | None = None) -> ConfigDict:
+    tokens = [t for t in (arg or "drunet").split(",") if t]
+    net, options = tokens[0], tokens[1:]
+    if net not in MODELS or any(t not in OPTIONS for t in options):
+        raise ValueError(f"photos_gauss: got {arg!r}; use one of {', '.join(MODELS)}, then "
+                         f"any of {', '.join(OPTIONS)} (comma-separated)")
+    base = sibling(__file__, "base")
+    config = base.get_config()
+    config.model = ConfigDict(MODELS[net])
+    channels = ":gray" if "gray" in options else ""
+    config.data.train = f"photos:train{channels}"
+    config.data.patch = 96
+    config.data.batch = 8
+    config.data.permute_channels = True
+    config.noise = "gaussian:0-55"
+    config.noise_8bit_share = 0.5
+    config.loss = next((t for t in options if t in ("l1", "charbonnier")), "mse")
+    config.optimizer.lr = 1e-3
+    config.optimizer.schedule = "cosine"
+    config.optimizer.warmup = 500
+    config.optimizer.end_factor = 0.02
+    config.ema = 0.999
+    config.num_steps = 100_000
+    config.log_every = 100
+    config.eval_every = 1000
+    config.checkpoint_every = 5000
+    config.sample_every = 5000
+    config.keep = 2
+    config.eval.data = f"photos:val{channels}"
+    config.eval.noise = "gaussian:25"
+    config.eval.crop = 256
+    if "tiny" in options:
+        base.shrink(config)
+        config.model = ConfigDict(TINY[net])
+        config.data.patch = 16
+        config.optimizer.warmup = 1
+        config.eval.crop = 32
+    return config

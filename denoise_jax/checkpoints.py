@@ -2,7 +2,10 @@
 
 Layout: `WORKDIR/config.json` (the config of the latest run) and `WORKDIR/checkpoints/<step>/`
 with two items, `state` (the `TrainState` pytree) and `data_iter` (the input pipeline's
-position, JSON). Kept: the last `keep` steps plus the best by validation PSNR.
+position, JSON), plus orbax's `metrics` (validation PSNR). Kept: the last `keep` steps plus
+the best by validation PSNR. A checkpoint that does not read back is skipped with a one-line
+warning (training moves it to `WORKDIR/checkpoints_damaged/`); a save that fails for lack of
+room or permission is a one-line `UserError` that leaves the previous checkpoints as they were.
 
 Importing this module registers a resolver with `denoise_jax.evaluate`, so a workdir
 path (optionally `DIR@best` or `DIR@latest`) or a shipped model (`pretrained:NAME`) works as
@@ -11,18 +14,24 @@ a method name: `evaluate.evaluate(["noisy", "runs/x", "pretrained:gauss_rgb"], .
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import math
 import os
+import re
+import shutil
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ml_collections import ConfigDict
 
 from denoise_jax import evaluate
 from denoise_jax.errors import UserError
+from denoise_jax.images import place_error
 
 CHECKPOINTS = "checkpoints"
 CONFIG = "config.json"
@@ -35,15 +44,42 @@ _EXPECTED_ORBAX_WARNINGS = (
     # Loading a run for evaluation opens its checkpoints read-only, on purpose.
     "read_only=True",
     "is read only",
+    # Training reports a preemption itself, in one line, when it stops for it.
+    "Reached preemption sync point",
 )
+
+
+def _drop_teardown_noise(unraisable: Any) -> None:
+    """sys.unraisablehook: drops the "Event loop is closed" errors tensorstore reports when
+    reads or writes finish after orbax gave up on a failed restore or save (each failure
+    is reported in one line by this module); passes everything else on."""
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+        _previous_unraisablehook(unraisable)
+
+
+_previous_unraisablehook = sys.unraisablehook
+sys.unraisablehook = _drop_teardown_noise
 
 
 def _drop_expected_warnings(record: logging.LogRecord) -> bool:
     message = record.getMessage()
-    return not any(text in message for text in _EXPECTED_ORBAX_WARNINGS)
+    if any(text in message for text in _EXPECTED_ORBAX_WARNINGS):
+        return False
+    # A save that failed for lack of room or permission is reported as one line by `save` /
+    # `finish`; orbax's own tracebacks of it (hundreds of lines) would bury that line, and
+    # so would its writers that outlive the failure and find their folder removed.
+    error = record.exc_info[1] if record.exc_info else None
+    if _failed_save and (_TMP in message or _TMP in str(error)):
+        return False
+    return _place_errno(error) is None and _place_errno(message) is None
+
+
+_failed_save = False  # set once a save of this process failed (see `_save_errors`)
 
 
 logging.getLogger("absl").addFilter(_drop_expected_warnings)
+logging.getLogger("asyncio").addFilter(_drop_expected_warnings)  # orbax's orphaned writes
 
 
 def _ocp():
@@ -84,63 +120,254 @@ def _psnr_of(metrics: dict[str, Any]) -> float:
 
 
 def save(mngr, step: int, state: Any, data_state: dict, val_psnr: float | None = None) -> None:
-    """Saves `state` and the pipeline position at `step` (asynchronously), with its PSNR."""
-    ocp = _ocp()
-    mngr.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                data_iter=ocp.args.JsonSave(data_state)),
-        metrics={"val_psnr": float(val_psnr)} if _finite(val_psnr) else None,
-    )
+    """Saves `state` and the pipeline position at `step` (asynchronously), with its PSNR.
 
-
-def restore(mngr, target: Any, *, set_aside: bool = True) -> tuple[int, Any, dict] | None:
-    """(step, state, data_state) from the newest checkpoint that reads back; None if none exist.
-
-    `target` gives the structure, dtypes and shardings. A checkpoint that fails to restore
-    (damaged) is reported on stderr and the previous one is tried; once one restores, the
-    failed newer ones are moved to `checkpoints_damaged/` (with `set_aside`) so the run can
-    save those steps again. If none restores (e.g. the model changed), nothing is moved
-    and a `UserError` says so.
+    A disk without room for it, or a failed write of this save or of the previous one still
+    in flight, is a one-line `UserError` (see `finish`); the complete checkpoints stay.
     """
     ocp = _ocp()
-    failed = []
-    for step in sorted(mngr.all_steps(), reverse=True):
+    _check_room(str(mngr.directory), state)
+    with _save_errors(mngr):
+        mngr.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                    data_iter=ocp.args.JsonSave(data_state)),
+            metrics={"val_psnr": float(val_psnr)} if _finite(val_psnr) else None,
+        )
+
+
+def finish(mngr) -> None:
+    """Waits for the save in flight, then closes `mngr`; a failed write is a `UserError`."""
+    with _save_errors(mngr):
+        mngr.wait_until_finished()
+    mngr.close()
+
+
+def close_quietly(mngr) -> None:
+    """Closes `mngr` on the way out of a failed run, without raising a second error, and
+    removes what a failed save left half-written."""
+    with contextlib.suppress(Exception):
+        mngr.wait_until_finished()
+    with contextlib.suppress(Exception):
+        mngr.close()
+    _remove_partial(str(mngr.directory))
+
+
+def _remove_partial(directory: str) -> None:
+    """Removes the temporary folders of unfinished saves (orbax also does when it starts)."""
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        if _TMP in name:
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+_TMP = ".orbax-checkpoint-tmp"  # orbax writes <step><_TMP>... and renames it when complete
+
+
+def steps(workdir: str) -> list[int]:
+    """The steps of the complete checkpoints in `workdir`, newest first."""
+    folder = os.path.join(workdir, CHECKPOINTS)
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted((int(n) for n in names if n.isdigit()
+                   and os.path.isdir(os.path.join(folder, n))), reverse=True)
+
+
+def _val_psnr(step_dir: str) -> float | None:
+    """The validation PSNR saved with a checkpoint (None if none); OSError or ValueError when
+    its step metadata or metrics file is missing or unreadable.
+
+    Read here, before orbax: its CheckpointManager reads every checkpoint's metrics when it
+    starts and fails on a damaged one before any fallback could run.
+    """
+    _json_object(step_dir, "_CHECKPOINT_METADATA")
+    try:
+        metrics = _json_object(step_dir, os.path.join("metrics", "metrics"))
+    except FileNotFoundError:
+        return None
+    value = metrics.get("val_psnr")
+    return None if value is None else float(value)
+
+
+def _json_object(step_dir: str, name: str) -> dict:
+    """The JSON object in `step_dir/name`; a ValueError naming the file when it is not one."""
+    with open(os.path.join(step_dir, name), "rb") as f:
         try:
-            restored = mngr.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(target), data_iter=ocp.args.JsonRestore()))
-        except Exception as e:  # orbax raises ValueError/KeyError/FileNotFoundError/... by damage
-            _warn(f"checkpoint {mngr.directory}/{step} cannot be restored "
-                  f"({type(e).__name__}: {_first_line(e)}); trying the previous one")
-            failed.append((step, e))
-            continue
-        for bad, _ in failed:
-            if set_aside:
-                _warn(f"moved the damaged checkpoint {bad} to {_set_aside(mngr, bad)}")
-        return step, restored["state"], restored["data_iter"]
-    if failed:
-        step, e = failed[0]
+            value = json.loads(f.read())
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name}: not a JSON object")
+    return value
+
+
+def restore(workdir: str, target: Any = None, *, data_iter: bool = True, best: bool = False,
+            set_aside: bool = True) -> tuple[int, Any, dict | None] | None:
+    """(step, state, data_state) from the newest checkpoint that reads back; None if none exist.
+
+    Args:
+      target: the state's structure, dtypes and shardings; None restores it as saved.
+      data_iter: also restore the pipeline position (else data_state is None).
+      best: try the checkpoint with the best validation PSNR first.
+      set_aside: training: move checkpoints that do not read back (a file truncated,
+        garbled or missing) to `checkpoints_damaged/`, so orbax can list the rest and the
+        steps can be saved again. False (evaluation): touch nothing.
+    Each skipped checkpoint gets one warning line. Call it before `manager`. If none
+    restores (e.g. the model changed), nothing is moved and a `UserError` says so.
+    """
+    ocp = _ocp()
+    folder = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
+    order, psnr, failed = steps(workdir), {}, {}
+    if not order:
+        return None
+    for step in order:
+        try:
+            psnr[step] = _val_psnr(os.path.join(folder, str(step)))
+        except (OSError, ValueError) as e:
+            failed[step] = e
+    scored = [s for s in order if _finite(psnr.get(s))]
+    if best and scored:
+        top = max(scored, key=psnr.get)
+        order = [top] + [s for s in order if s != top]
+    checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+    restored = None
+    try:
+        for step in (s for s in order if s not in failed):
+            step_dir = os.path.join(folder, str(step))
+            try:
+                items = {"state": ocp.args.StandardRestore(
+                    _here(step_dir) if target is None else target)}
+                if data_iter:
+                    items["data_iter"] = ocp.args.JsonRestore()
+                restored = checkpointer.restore(step_dir, args=ocp.args.Composite(**items))
+                break
+            except Exception as e:  # orbax raises ValueError/KeyError/OSError/... by damage
+                failed[step] = e
+    finally:
+        checkpointer.close()
+    # A checkpoint that vanished while we read (a run training there deleted it) is no damage.
+    failed = {s: e for s, e in failed.items() if os.path.isdir(os.path.join(folder, str(s)))}
+    if restored is None:
+        if not failed:
+            return None
+        newest = order[0]
         raise UserError(
-            f"none of the {len(failed)} checkpoints in {mngr.directory} can be restored with this "
-            f"config (newest, step {step}: {type(e).__name__}: {_first_line(e)}); if the model "
-            "or optimizer changed, train in a new --workdir")
-    return None
+            f"none of the {len(failed)} checkpoints in {folder} can be restored (newest, step "
+            f"{newest}: {_describe(failed[newest])}); if the model or optimizer changed, "
+            f"train in a new --workdir, else their files are damaged: restore them from a "
+            f"backup, or remove {folder} to start over")
+    # Training sets aside every damaged one, older ones too: orbax cannot even list a run
+    # with damaged metrics.
+    damaged = sorted(failed, reverse=True)
+    moved = _set_aside(folder, damaged) if set_aside else {}
+    for bad in damaged:
+        then = (f"moved it to {moved[bad]}; resuming from step {step}" if set_aside else
+                f"using step {step} (left in place)")
+        _warn(f"checkpoint {folder}/{bad} cannot be restored ({_describe(failed[bad])}); {then}")
+    return step, restored["state"], restored.get("data_iter") if data_iter else None
 
 
-def _set_aside(mngr, step: int) -> str:
+def _here(step_dir: str) -> Any:
+    """A restore target for a checkpoint's state as saved, on this process's first device
+    (orbax restores "as saved" only on the device topology it was saved from)."""
+    import jax
+    from etils import epath
+
+    saved = _ocp().StandardCheckpointHandler().metadata(epath.Path(step_dir) / "state").tree
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved)
+
+
+def _set_aside(folder: str, bad_steps: list[int]) -> dict[int, str]:
+    """Moves checkpoints to `checkpoints_damaged/` (process 0; every process waits for it)."""
     import jax
 
-    folder = os.path.join(os.path.dirname(str(mngr.directory)), "checkpoints_damaged")
-    target = os.path.join(folder, f"{step}-{int(time.time())}")
+    _sync("checkpoints read")  # no process still reads what is about to move
+    damaged = os.path.join(os.path.dirname(folder), "checkpoints_damaged")
+    moved = {step: os.path.join(damaged, f"{step}-{int(time.time())}") for step in bad_steps}
     if jax.process_index() == 0:
-        os.makedirs(folder, exist_ok=True)
-        os.replace(os.path.join(str(mngr.directory), str(step)), target)
+        for step, target in moved.items():
+            os.makedirs(damaged, exist_ok=True)
+            os.replace(os.path.join(folder, str(step)), target)
+    _sync("checkpoints set aside")
+    return moved
+
+
+def _sync(name: str) -> None:
+    import jax
+
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
-        multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
-    mngr.reload()
-    return target
+        multihost_utils.sync_global_devices(name)
+
+
+def _describe(e: Exception) -> str:
+    return f"{type(e).__name__}: {_first_line(e)}"
+
+
+def _place_errno(error: BaseException | str | None) -> int | None:
+    """The errno of a write that failed because of where it went (see `images.place_error`):
+    from an OSError in the exception chain, or from tensorstore's text in orbax's errors."""
+    for _ in range(8):  # the error, then what caused it
+        if error is None:
+            return None
+        if isinstance(error, OSError) and place_error(error.errno):
+            return error.errno
+        found = re.search(r"os_error_code='?(\d+)|\[Errno (\d+)\]", str(error))
+        if found and place_error(int(found.group(1) or found.group(2))):
+            return int(found.group(1) or found.group(2))
+        error = getattr(error, "__cause__", None) or getattr(error, "__context__", None)
+    return None
+
+
+@contextlib.contextmanager
+def _save_errors(mngr) -> Iterator[None]:
+    """Turns a save that failed for lack of room or permission into one `UserError` line,
+    after removing its half-written folder."""
+    try:
+        yield
+    except Exception as e:
+        code = _place_errno(e)
+        if code is None:
+            raise
+        global _failed_save
+        _failed_save = True
+        # The half-written folder goes once its writers stop: here, and in `close_quietly`
+        # for writes still in flight (tensorstore's, which orbax does not wait for).
+        with contextlib.suppress(Exception):
+            mngr.wait_until_finished()
+        _remove_partial(str(mngr.directory))
+        raise _cannot_save(str(mngr.directory), *place_error(code)) from None
+
+
+def _cannot_save(directory: str, reason: str, todo: str) -> UserError:
+    done = steps(os.path.dirname(directory))
+    kept = (f"the newest complete checkpoint (step {done[0]}) is intact" if done else
+            "no checkpoint was complete yet")
+    return UserError(f"cannot save a checkpoint in {directory}: {reason}; {kept}; {todo}, then "
+                     "re-run the same command to resume")
+
+
+def _check_room(directory: str, state: Any) -> None:
+    """Refuses a save that cannot fit before orbax starts writing it (one process only:
+    processes sharing a disk could see different free space and disagree)."""
+    import jax
+
+    if jax.process_count() > 1 or not os.path.isdir(directory):
+        return
+    done = steps(os.path.dirname(directory))
+    if done:  # the last checkpoint's size on disk, small files' blocks included
+        newest = os.path.join(directory, str(done[0]))
+        need = sum(os.lstat(os.path.join(d, f)).st_blocks * 512
+                   for d, _, files in os.walk(newest) for f in files)
+    else:
+        need = sum(getattr(x, "nbytes", 0) for x in jax.tree.leaves(state))
+    free = shutil.disk_usage(directory).free
+    if free < need:
+        raise _cannot_save(directory, f"the disk is full ({free / 1e6:.1f} MB free, a checkpoint "
+                           f"takes {need / 1e6:.1f} MB)", place_error(errno.ENOSPC)[1])
 
 
 def _first_line(e: Exception) -> str:
@@ -225,8 +452,8 @@ def load_run(workdir: str, which: str = "best") -> tuple[Any, dict, bool, int]:
 
     `which`: "best" (highest validation PSNR; the newest when none was evaluated) or
     "latest". Uses the EMA parameters when the run kept them. A checkpoint that does not
-    read back is skipped with a warning in favour of the next newest. Never touches the
-    network.
+    read back is skipped with a one-line warning in favour of the next; nothing in the
+    workdir is moved or written (it may be training right now). Never touches the network.
     """
     from denoise_jax import train
 
@@ -239,28 +466,10 @@ def load_run(workdir: str, which: str = "best") -> tuple[Any, dict, bool, int]:
     if not os.path.isdir(folder):
         raise UserError(f"{workdir} has no checkpoints yet: train it first "
                         f"(denoise-jax train --config ... --workdir {workdir})")
-    mngr = manager(workdir, read_only=True)
-    try:
-        steps = sorted(mngr.all_steps(), reverse=True)
-        if not steps:
-            raise UserError(f"{workdir} has no finished checkpoint: train it longer")
-        if which == "best":
-            best = mngr.best_step()
-            if best is not None:
-                steps = [best] + [s for s in steps if s != best]
-        state = None
-        for step in steps:
-            try:
-                state = mngr.restore(step, args=_ocp().args.Composite(
-                    state=_ocp().args.StandardRestore()))["state"]
-                break
-            except Exception as e:  # damaged: fall back to the next newest
-                _warn(f"checkpoint {folder}/{step} cannot be restored ({type(e).__name__}: "
-                      f"{_first_line(e)}); trying another")
-    finally:
-        mngr.close()
-    if state is None:
-        raise UserError(f"no checkpoint in {folder} can be restored")
+    found = restore(workdir, data_iter=False, best=which == "best", set_aside=False)
+    if found is None:
+        raise UserError(f"{workdir} has no finished checkpoint: train it longer")
+    step, state, _ = found
     model, from_logits = train.build_model(config)
     params = state.get("ema_params") or state["params"]
     variables = {"params": params}

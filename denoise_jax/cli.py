@@ -1,6 +1,7 @@
 """`denoise-jax` command line (also `python -m denoise_jax`).
 
-Every command turns a `UserError` into one line on stderr and exit code 2.
+Every command turns a `UserError` into one line on stderr and exit code 2; a training run
+stopped by SIGTERM / SIGINT prints where it stopped and exits with 128 + the signal.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import sys
 import textwrap
 
-from denoise_jax.errors import UserError
+from denoise_jax.errors import Interrupted, UserError
 
 EXAMPLES = textwrap.dedent(
     """\
@@ -84,7 +85,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from denoise_jax import baselines, data, evaluate
+    from denoise_jax import baselines, data, denoise_cmd, evaluate
     from denoise_jax.images import ensure_not_input, write_text
 
     if args.list:
@@ -92,9 +93,11 @@ def run_eval(args: argparse.Namespace) -> int:
         return 0
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     dataset = data.load(args.data)
-    for path in (args.json, args.csv, args.markdown, args.figure):
-        if path:
-            ensure_not_input(path, dataset.files)
+    outputs = [p for p in (args.json, args.csv, args.markdown, args.figure) if p]
+    for path in outputs:
+        ensure_not_input(path, dataset.files)
+    # An unwritable output folder stops the command before the (long) evaluation.
+    denoise_cmd.check_output_folders(outputs)
     noise_spec = None if args.noise == "real" else args.noise
     report = evaluate.evaluate(
         methods,
@@ -123,6 +126,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 DEMO_EXPERIMENT = "skimage_gauss.py:demo"
+SHIPPED = "gauss_rgb"  # the shipped colour model, tabled beside the demo's own
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -147,12 +151,14 @@ def run_demo(args: argparse.Namespace) -> int:
     train.main(["denoise-jax train", "--config", config, "--workdir", run_dir])
     print(
         f"\n2) score it against classical methods on the held-out colour photos "
-        f"(centre {args.crop}×{args.crop} crops), noise gaussian:25\n",
+        f"(centre {args.crop}×{args.crop} crops), noise gaussian:25, with the shipped "
+        f"{SHIPPED} model beside it\n",
         flush=True,
     )
     dataset = data.load("skimage:test:rgb")
     methods = {name: baselines.get_baseline(name) for name in ("noisy", "nlm", "bm3d")}
     methods["dncnn (trained by the demo)"] = checkpoints.load_method(run_dir)
+    methods[f"{SHIPPED} (shipped)"] = evaluate.resolve_method(f"pretrained:{SHIPPED}")
     report = evaluate.evaluate(
         methods,
         dataset,
@@ -299,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except Interrupted as e:
+        print(e, file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

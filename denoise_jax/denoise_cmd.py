@@ -279,7 +279,7 @@ def denoise_one(
     return row
 
 
-def _check_output_folder(outputs: list[str]) -> None:
+def check_output_folders(outputs: list[str]) -> None:
     """Creates the output folders now, so an unwritable OUT stops the run before any work."""
     for folder in sorted({os.path.dirname(os.path.abspath(p)) for p in outputs}):
         try:
@@ -288,10 +288,12 @@ def _check_output_folder(outputs: list[str]) -> None:
             raise UserError(f"cannot write into {folder!r}: part of that path is a file"
                             ) from None
         except OSError as e:
-            raise UserError(f"cannot create the output folder {folder!r}: "
-                            f"{(e.strerror or str(e)).lower()}") from None
+            reason, todo = images.place_error(e.errno) or ((e.strerror or str(e)).lower(), "")
+            raise UserError(f"cannot create the output folder {folder!r}: {reason}"
+                            + (f"; {todo}" if todo else "")) from None
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise UserError(f"cannot write into {folder!r}: permission denied")
+            raise UserError(f"cannot write into {folder!r}: permission denied; write to a "
+                            "folder you can write to")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -312,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--json {args.json!r} looks like an image path; use a .json name")
     sigma = _sigma01(args.sigma)
     method, label, classical = build_method(args)
-    _check_output_folder(outputs)
+    check_output_folders(outputs)
 
     print(f"denoising {len(inputs)} image(s) with {label}", flush=True)
     rows: list[dict[str, Any]] = []

@@ -1,8 +1,9 @@
-"""The one exception type users see.
+"""The exception types users see.
 
-Anything the user can fix (a bad file, a malformed spec, a missing folder) raises
-`UserError` with a one-line message that says what is wrong and what to do. The CLI
-prints it as `error: <message>` and exits with code 2, without a traceback.
+Anything the user can fix (a bad file, a malformed spec, a missing folder, a full disk)
+raises `UserError` with a one-line message that says what is wrong and what to do. The CLI
+prints it as `error: <message>` and exits with code 2, without a traceback. A training run
+stopped by SIGTERM or SIGINT raises `Interrupted` once its checkpoint is saved.
 """
 
 
@@ -10,3 +11,15 @@ class UserError(Exception):
     """A problem with the user's input; the message is shown as one line."""
 
     exit_code = 2
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal after saving a checkpoint of the step it was at.
+
+    The CLI prints the message (one line) and exits with 128 + the signal number, as a
+    process killed by that signal would.
+    """
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -379,7 +379,7 @@ def atomic_output(path: str) -> Iterator[str]:
             f"cannot write {path!r}: part of its folder path is a file; nothing was written"
         ) from None
     except OSError as e:
-        raise _write_error(path, e) from None
+        raise write_error(path, e) from None
     if os.path.isdir(path):
         raise UserError(f"cannot write {path!r}: it is a folder; nothing was written")
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
@@ -387,28 +387,43 @@ def atomic_output(path: str) -> Iterator[str]:
         # Created by hand (not mkstemp) so the final file gets the umask's permissions.
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as e:
-        raise _write_error(path, e) from None
+        raise write_error(path, e) from None
     try:
         yield tmp
         os.replace(tmp, path)
     except OSError as e:
         _remove_quietly(tmp)
-        raise _write_error(path, e) from None
+        raise write_error(path, e) from None
     except BaseException:
         _remove_quietly(tmp)
         raise
 
 
-def _write_error(path: str, e: OSError) -> UserError:
-    reasons = {
-        errno.ENOSPC: "the disk is full",
-        errno.EDQUOT: "the disk quota is exceeded",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.EROFS: "the file system is read-only",
-        errno.ENOTDIR: "a parent of it is not a folder",
-    }
-    reason = reasons.get(e.errno, (e.strerror or str(e) or "write error").lower())
+# Write failures that are the place's fault, not the data's: (reason, what to do).
+_PLACE_ERRORS = {
+    errno.ENOSPC: ("the disk is full", "free some space or write to another disk"),
+    errno.EDQUOT: ("the disk quota is exceeded", "free some space or write to another disk"),
+    errno.EACCES: ("permission denied", "write to a folder you can write to"),
+    errno.EPERM: ("permission denied", "write to a folder you can write to"),
+    errno.EROFS: ("the file system is read-only", "write to a folder you can write to"),
+}
+
+
+def place_error(code: int | None) -> tuple[str, str] | None:
+    """(reason, what to do) for a write that failed with errno `code` because of where it
+    went (full disk, quota, permissions, read-only file system); None for other errors."""
+    return _PLACE_ERRORS.get(code)
+
+
+def write_error(path: str, e: OSError) -> UserError:
+    """The one-line `UserError` for a failed write of `path`: why, and what to do."""
+    known = place_error(e.errno)
+    if known:
+        return UserError(f"cannot write {path!r}: {known[0]}; nothing was written; {known[1]}")
+    if e.errno == errno.ENOTDIR:
+        return UserError(f"cannot write {path!r}: a parent of it is not a folder; nothing was "
+                         "written")
+    reason = (e.strerror or str(e) or "write error").lower()
     return UserError(f"cannot write {path!r}: {reason}; nothing was written")
 
 

@@ -8,16 +8,27 @@ parameters and optimizer state replicated; several hosts join through
 `jax.distributed.initialize()`. The noise is drawn inside the jitted step from
 `fold_in(noise_key, step)` and the input pipeline's position is checkpointed, so a resumed
 run computes exactly what an uninterrupted one would. Re-running the same command resumes.
+
+What long runs meet: SIGTERM (preemption) or Ctrl-C saves the step the run is at and exits
+128 + the signal; checkpoints are also saved every `checkpoint_every_minutes`; a damaged
+checkpoint is set aside for the previous one; a full disk is one line; `workdir/train.lock`
+keeps a second run off the workdir. `init_from` warm-starts a new run from another one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
+import json
 import os
+import signal
+import socket
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import flax
@@ -32,8 +43,11 @@ from ml_collections import ConfigDict
 
 from denoise_jax import checkpoints, optim, writers
 from denoise_jax.data import pipeline
-from denoise_jax.errors import UserError
+from denoise_jax.errors import Interrupted, UserError
 from denoise_jax.models import layers
+
+# The clock of time-based checkpoints (a module attribute, so tests can fake it).
+_clock = time.monotonic
 
 
 @flax.struct.dataclass
@@ -327,6 +341,8 @@ def make_train_step(config: ConfigDict, model: nn.Module, from_logits: bool,
         from denoise_jax import noise
 
         noise_model = noise.parse(config.noise)
+        if config.get("noise_8bit_share"):  # some inputs as 8-bit photo files hold them
+            noise_model = noise.with_8bit_share(noise_model, float(config.noise_8bit_share))
     replicated = NamedSharding(mesh, P())
     step = functools.partial(
         train_step, model=model, tx=tx, loss_fn=optim.loss_fn(config.loss),
@@ -334,6 +350,205 @@ def make_train_step(config: ConfigDict, model: nn.Module, from_logits: bool,
         lr_fn=functools.partial(optim.lr_at, config.optimizer, total_steps),
         plateau=config.optimizer.get("schedule") == "plateau")
     return jax.jit(step, out_shardings=(replicated, replicated), donate_argnums=(1,))
+
+
+# ---------------------------------------------------------------------------------------------
+# What long runs meet: signals, a second run on the workdir, a warm start.
+
+
+class StopSignals:
+    """SIGTERM / SIGINT while training: finish the step, save it, then stop (`poll`).
+
+    A second signal exits at once (128 + signal) without waiting for the save in flight:
+    orbax renames a checkpoint's folder into place only once it is complete, so the
+    previous checkpoints stay intact. Handlers are only installed from the main thread.
+    With `jax.distributed` and its preemption service, JAX owns SIGTERM and orbax's
+    `reached_preemption` names the same step on every process; SIGINT (and the time-based
+    save) are agreed over processes every `sync_every` steps.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.jax_sigterm = (jax.distributed.is_initialized()
+                            and bool(jax.config.jax_enable_preemption_service))
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopSignals:
+        """Handles the signals from now on (until `restore`)."""
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT,) + (() if self.jax_sigterm else (signal.SIGTERM,)):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def restore(self) -> None:
+        """Puts the previous handlers back."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            return
+        # os.write, not print: a handler may interrupt a print to the same stream.
+        os.write(2, f"\nsecond {signal.Signals(signum).name}: stopped without waiting for the "
+                    "save; re-run the same command to resume from the last complete "
+                    "checkpoint\n".encode())
+        os._exit(128 + signum)
+
+    def poll(self, step: int, mngr, overdue: bool, sync_every: int) -> tuple[int | None, bool]:
+        """(the signal to stop on at `step` or None, whether a time-based save is due there),
+        the same on every process."""
+        if self.jax_sigterm and mngr.reached_preemption(step):
+            return signal.SIGTERM, True
+        if jax.process_count() == 1:
+            return self.signum, overdue
+        if step % sync_every:
+            return None, False
+        from jax.experimental import multihost_utils
+
+        votes = multihost_utils.process_allgather(np.array([self.signum or 0, overdue], np.int32))
+        return int(votes[:, 0].max()) or None, bool(votes[:, 1].any())
+
+
+LOCK = "train.lock"
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str) -> Iterator[None]:
+    """Holds `workdir/train.lock` while a run trains there; a `UserError` if another run does.
+
+    The lock is an `fcntl.flock`, which the kernel drops when its process ends, however it
+    ends; the file says who holds it ({"pid", "host", "started"}) and is emptied on release.
+    A non-empty file whose lock is free was left by a run that died: it is taken over with
+    a one-line note. Process 0 locks for a multi-host run and tells the others how it went.
+    """
+    path = os.path.join(workdir, LOCK)
+    fd, error = None, None
+    if jax.process_index() == 0:
+        try:
+            fd = _lock(path)
+        except UserError as e:
+            error = e
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        if multihost_utils.broadcast_one_to_all(np.int32(error is not None)) and error is None:
+            error = UserError(f"workdir {workdir} is in use (process 0 could not lock it)")
+    if error is not None:
+        raise error
+    try:
+        yield
+    finally:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # releases the flock
+
+
+def _lock(path: str) -> int:
+    """Locks `path` (created if needed) and writes this process into it; returns its fd."""
+    from denoise_jax.images import write_error
+
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise write_error(path, e) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise UserError(
+            f"workdir {os.path.dirname(path)} is in use by process {holder.get('pid', '?')} on "
+            f"host {holder.get('host', '?')} since {holder.get('started', '?')}; wait for it to "
+            "finish or stop it, or train in another --workdir") from None
+    except OSError as e:  # a file system without locks (some network mounts)
+        print(f"warning: cannot lock {path} ({e.strerror}); make sure no other run trains in "
+              "this workdir", file=sys.stderr, flush=True)
+        return fd
+    left = _lock_holder(fd)
+    if left:
+        print(f"note: taking over {path}, left by process {left.get('pid', '?')} on host "
+              f"{left.get('host', '?')} (started {left.get('started', '?')}), which is no longer "
+              "running", file=sys.stderr, flush=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+    except OSError as e:
+        os.close(fd)
+        raise write_error(path, e) from None
+    return fd
+
+
+def _lock_holder(fd: int) -> dict:
+    """What a lock file says about its holder ({} when empty or unreadable)."""
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {"pid": "?"}  # garbled: someone held it
+    return holder if isinstance(holder, dict) else {"pid": "?"}
+
+
+def init_from(spec: str, state: TrainState) -> tuple[TrainState, str]:
+    """`state` with the parameters of the run or shipped model `spec` (and its EMA and batch
+    statistics when both models keep them); step and optimizer state stay fresh.
+
+    `spec`: `pretrained:NAME` or a workdir path, optionally `@best` (default) or `@latest`.
+    Returns (state, a line saying what it started from). A model that does not match this
+    config is a one-line `UserError`.
+    """
+    path, _, which = spec.partition("@")
+    if path.startswith(checkpoints.PRETRAINED_PREFIX):
+        from denoise_jax import pretrained
+
+        path = pretrained.find(path[len(checkpoints.PRETRAINED_PREFIX):])
+    path = os.path.expanduser(path)
+    if which not in ("", "best", "latest"):
+        raise UserError(f"config.init_from={spec!r}: end it with @best or @latest, not @{which}")
+    if not checkpoints.is_workdir(path):
+        raise UserError(f"config.init_from={spec!r} is neither pretrained:NAME nor a training "
+                        "workdir")
+    found = checkpoints.restore(path, data_iter=False, best=which != "latest", set_aside=False)
+    if found is None:
+        raise UserError(f"config.init_from={spec!r}: {path} has no checkpoint yet")
+    step, source, _ = found
+    fit = functools.partial(_fit, spec)
+    copied = ["parameters"]
+    params = fit("params", state.params, source["params"])
+    ema = state.ema_params
+    if ema is not None:
+        ema = fit("ema_params", ema, source.get("ema_params") or source["params"])
+        copied.append("EMA" if source.get("ema_params") else "EMA (from its parameters)")
+    stats = state.batch_stats
+    if jax.tree.leaves(stats):
+        stats = fit("batch_stats", stats, source.get("batch_stats") or {})
+        copied.append("batch statistics")
+    line = (f"starting from {spec} (its step {step}): {', '.join(copied)} copied; step 0, "
+            "fresh optimizer")
+    return state.replace(params=params, ema_params=ema, batch_stats=stats), line
+
+
+def _fit(spec: str, name: str, fresh: Any, loaded: Any) -> Any:
+    """`loaded` with `fresh`'s dtypes and shardings; a `UserError` at the first leaf whose
+    path or shape differs."""
+    flat_fresh = flax.traverse_util.flatten_dict(fresh, sep="/")
+    flat_loaded = flax.traverse_util.flatten_dict(dict(loaded), sep="/")
+    for key in sorted(set(flat_fresh) | set(flat_loaded)):
+        want = np.shape(flat_fresh[key]) if key in flat_fresh else "absent"
+        got = np.shape(flat_loaded[key]) if key in flat_loaded else "absent"
+        if want != got:
+            raise UserError(f"config.init_from={spec!r} does not fit this model: {name}/{key} is "
+                            f"{got} there and {want} here; use the same --config.model or "
+                            "leave init_from empty")
+    placed = {}
+    for k, v in flat_fresh.items():
+        value = np.asarray(flat_loaded[k], v.dtype)  # every process holds all of it
+        placed[k] = jax.make_array_from_callback(v.shape, v.sharding, lambda i, x=value: x[i])
+    return flax.traverse_util.unflatten_dict(placed, sep="/")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,10 +563,12 @@ def _due(every: int | None, step: int, last: int) -> bool:
 def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
     """Trains `config` in `workdir` (resuming from its newest good checkpoint); returns the state.
 
-    Writes workdir/config.json, checkpoints/ (last `keep` + the best by validation PSNR),
-    metrics.jsonl, tensorboard/ and samples/step_N.png. With `early_stop_patience` N, stops
-    after N evaluations without a better validation PSNR and writes workdir/early_stopped.json
-    (a re-run then stops at once; delete the file to train on).
+    Writes workdir/config.json, checkpoints/ (last `keep` + the best by validation PSNR, and
+    one every `checkpoint_every_minutes`), metrics.jsonl, tensorboard/ and
+    samples/step_N.png. With `early_stop_patience` N, stops after N evaluations without a
+    better validation PSNR and writes workdir/early_stopped.json (a re-run then stops at
+    once; delete the file to train on). Holds workdir/train.lock while it runs. SIGTERM or
+    SIGINT: saves the step it is at, then raises `Interrupted`.
     """
     maybe_initialize_distributed(config)
     config = pipeline.resolve(config)  # data.name -> data specs; noise "real" for pairs
@@ -360,6 +577,12 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
         raise UserError(f"config.conv must be one of {', '.join(layers.CONV_IMPLS)}, not {conv!r}")
     layers.set_conv_impl(conv)  # read when the step is traced
     workdir = os.path.abspath(os.path.expanduser(workdir))
+    with workdir_lock(workdir):
+        return _train(config, workdir)
+
+
+def _train(config: ConfigDict, workdir: str) -> TrainState:
+    """`train_and_evaluate` once the workdir is locked."""
     lead = jax.process_index() == 0
     mesh = make_mesh()
     replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
@@ -376,7 +599,8 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
     batches = pipeline.batches(
         train_data, batch=local_batch, patch=config.data.get("patch"),
         augment=config.data.get("augment", True), seed=config.seed,
-        num_threads=config.data.get("num_threads", 2), prefetch=config.data.get("prefetch", 8))
+        num_threads=config.data.get("num_threads", 2), prefetch=config.data.get("prefetch", 8),
+        permute_channels=config.data.get("permute_channels", False))
     val_data = validation_set(config)
 
     model, from_logits = build_model(config)
@@ -386,14 +610,18 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
     state = init(init_key)
 
     checkpoints.write_config(workdir, config, announce=lead)
-    mngr = checkpoints.manager(workdir, keep=config.get("keep", 3))
-    restored = checkpoints.restore(mngr, state)
+    restored = checkpoints.restore(workdir, state)  # before the manager: it sets damage aside
     start = 0
     if restored is not None:
         start, state, data_state = restored
         batches.set_state(data_state)
         if lead:
             print(f"resuming {workdir} from step {start}", flush=True)
+    elif config.get("init_from"):  # a warm start for a new run only: resuming always wins
+        state, line = init_from(config.init_from, state)
+        if lead:
+            print(line, flush=True)
+    mngr = checkpoints.manager(workdir, keep=config.get("keep", 3))
     stopped = _early_stop_record(workdir)
     if stopped and start >= stopped["step"]:
         if lead:
@@ -421,14 +649,19 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
 
     bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True,
                disable=None if lead else True)
-    pending, tick = [], time.perf_counter()
+    every_s = 60.0 * float(config.get("checkpoint_every_minutes") or 0)
+    pending, tick, last_save = [], time.perf_counter(), _clock()
+    signals = StopSignals().install()
     try:
         for step in range(start + 1, total_steps + 1):
             batch = to_global(next(batches), batch_sharding)
             state, metrics = step_fn(noise_key, state, batch)
             pending.append((step, metrics))
             bar.update()
-            save = _due(config.checkpoint_every, step, total_steps)
+            # Processes must agree on when to stop and save: `poll` sees to it.
+            signum, overdue = signals.poll(step, mngr, 0 < every_s <= _clock() - last_save,
+                                           sync_every=config.log_every or 100)
+            save = _due(config.checkpoint_every, step, total_steps) or overdue or bool(signum)
             if _due(config.log_every, step, total_steps) or save:
                 means = check_finite(pending, mngr, workdir)
                 seconds = time.perf_counter() - tick
@@ -438,7 +671,8 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
                 bar.set_postfix(loss=f"{means['loss']:.4g}", lr=f"{means['lr']:.3g}")
                 pending = []
             val_psnr, stop = None, False
-            if val_data is not None and _due(config.eval_every, step, total_steps):
+            if (val_data is not None and _due(config.eval_every, step, total_steps)
+                    and not signum):  # a stopping run saves first: time may be short
                 val_psnr = run_evaluation(
                     model, state, from_logits, config, val_data, workdir, step, writer,
                     samples=_due(config.get("sample_every"), step, total_steps))
@@ -456,6 +690,11 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
                         f"the parameters became NaN/inf at step {step}; last good checkpoint "
                         f"is step {mngr.latest_step()}; lower the learning rate")
                 checkpoints.save(mngr, step, state, batches.get_state(), val_psnr)
+                last_save = _clock()
+            if signum:
+                checkpoints.finish(mngr)  # a second signal while waiting exits at once
+                raise Interrupted(f"stopped at step {step} ({signal.Signals(signum).name}); "
+                                  "re-run the same command to resume", signum)
             if stop:
                 _record_early_stop(workdir, step, patience, best_psnr, lead)
                 bar.write(f"step {step}: stopping early, no better validation PSNR than "
@@ -463,11 +702,22 @@ def train_and_evaluate(config: ConfigDict, workdir: str) -> TrainState:
                 break
             if not pending:
                 tick = time.perf_counter()  # steps/s leaves out logging, evaluation, saving
-    finally:
-        bar.close()
-        mngr.wait_until_finished()
-        mngr.close()
+        checkpoints.finish(mngr)
         writer.close()
+    except OSError as e:  # our own writes (metrics.jsonl, TensorBoard) on a full disk
+        from denoise_jax.images import place_error
+
+        if not place_error(e.errno):
+            raise
+        reason, todo = place_error(e.errno)
+        raise UserError(f"cannot write in {workdir}: {reason}; {todo}, then re-run the same "
+                        "command to resume from its last checkpoint") from None
+    finally:
+        signals.restore()
+        bar.close()
+        checkpoints.close_quietly(mngr)  # after `finish`, or on the way out of a failure
+        with contextlib.suppress(OSError):
+            writer.close()
     return state
 
 
@@ -510,8 +760,14 @@ checkpoint (a changed config is reported and used).
                         --config.num_steps=2000 --config.data.batch=32
 
 Writes: DIR/config.json, DIR/checkpoints/<step>/ (the last `keep` plus the best by
-validation PSNR), DIR/metrics.jsonl, DIR/tensorboard/ (tensorboard --logdir DIR),
-DIR/samples/step_N.png. Evaluate a run with: denoise-jax eval --methods noisy,DIR ...
+validation PSNR; also every checkpoint_every_minutes), DIR/metrics.jsonl, DIR/tensorboard/
+(tensorboard --logdir DIR), DIR/samples/step_N.png. Evaluate a run with: denoise-jax eval
+--methods noisy,DIR ...
+
+SIGTERM or Ctrl-C saves the step in progress, then exits 128 + the signal (a second Ctrl-C
+quits at once); re-run to resume. A damaged checkpoint is moved to DIR/checkpoints_damaged/
+for the previous one. DIR/train.lock keeps a second run off DIR.
+--config.init_from=pretrained:NAME|DIR[@best|@latest] starts a new run from those weights.
 """
 
 
@@ -581,3 +837,6 @@ if __name__ == "__main__":
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    except Interrupted as stop:
+        print(stop, file=sys.stderr)
+        sys.exit(stop.exit_code)

@@ -6,11 +6,13 @@ Each check runs JAX in a subprocess with `XLA_FLAGS=--xla_force_host_platform_de
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -167,3 +169,65 @@ def test_two_processes_train_identical_replicas(tmp_path):
     assert "training dncnn" in outputs[0][0] and "training" not in outputs[1][0]  # one reporter
     assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]
     assert (workdir / "samples" / "step_4.png").exists()
+
+
+# Process i of 2 trains skimage_gauss:tiny into one shared workdir; process 1 alone gets the
+# signal (argv[4]) before its step 3, as when a scheduler preempts one host.
+TWO_PROCESSES_SIGNAL = r'''
+import importlib.util
+import signal
+import sys
+
+from denoise_jax import train
+from denoise_jax.errors import Interrupted
+
+process, port, workdir, name = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+spec = importlib.util.spec_from_file_location("exp", "experiments/skimage_gauss.py")
+experiment = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(experiment)
+config = experiment.get_config("tiny")
+config.num_steps, config.eval_every, config.sample_every = 40, 0, 0
+config.distributed, config.coordinator_address = True, f"127.0.0.1:{port}"
+config.num_processes, config.process_id, config.distributed_timeout = 2, process, 60
+real, calls = train.to_global, [0]
+
+
+def to_global(batch, sharding):
+    calls[0] += 1
+    if process == 1 and calls[0] == 3:
+        signal.raise_signal(getattr(signal, name))
+    return real(batch, sharding)
+
+
+train.to_global = to_global
+try:
+    train.train_and_evaluate(config, workdir)
+except Interrupted as stop:
+    print(f"RESULT {stop}")
+    sys.exit(stop.exit_code)
+'''
+
+
+@pytest.mark.parametrize("name", [
+    "SIGTERM",  # JAX's preemption service: every process stops at its sync point
+    pytest.param("SIGINT", marks=pytest.mark.slow),  # agreed at the next logging step
+])
+def test_a_signal_to_one_process_stops_every_process_at_the_same_step(tmp_path, name):
+    port, workdir = _free_port(), tmp_path / "run"
+    procs = [
+        subprocess.Popen(
+            ["timeout", "240", sys.executable, "-c", TWO_PROCESSES_SIGNAL, str(i), str(port),
+             str(workdir), name],
+            cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    lines = []
+    for p, (out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 128 + getattr(signal, name), out[-2000:] + err[-4000:]
+        lines += [x for x in out.splitlines() if x.startswith("RESULT ")]
+    assert len(lines) == 2 and lines[0] == lines[1], lines
+    step = int(lines[0].split()[4])
+    assert lines[0] == (f"RESULT stopped at step {step} ({name}); re-run the same command to "
+                        "resume") and step < 40
+    assert str(step) in os.listdir(workdir / "checkpoints")

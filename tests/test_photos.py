@@ -158,3 +158,33 @@ def test_the_shipped_manifest_is_a_fixed_broad_split():
         assert len({split[n] for n in group}) == 1, group
     megapixels = sum(np.prod([int(v) for v in r["size"].split("x")]) for r in rows) / 1e6
     assert 70 < megapixels < 90
+
+
+@pytest.mark.parametrize("net", ["drunet", "ffdnet", "nafnet_small", "dncnn", "nafnet_tiny"])
+def test_every_photos_gauss_variant_builds_its_model(net):
+    import jax
+
+    from denoise_jax import models
+    from denoise_jax.configs import EXPERIMENTS, sibling
+
+    experiment = sibling(str(EXPERIMENTS / "photos_gauss.py"), "photos_gauss")
+    for arg in (net, f"{net},gray,l1", f"{net},tiny"):
+        config = experiment.get_config(arg)
+        model = models.get_model(**dict(config.model))
+        shape = jax.eval_shape(lambda m=model: m.init(jax.random.PRNGKey(0),
+                                                      np.zeros((1, 32, 32, 3), np.float32)))
+        assert shape["params"]
+    assert config.data.train == "photos:train" and config.eval.data == "photos:val"
+    with pytest.raises(ValueError, match="photos_gauss"):
+        experiment.get_config(f"{net},sepia")
+
+
+def test_photos_gauss_trains_on_the_corpus(photo_corpus, tmp_path):
+    from denoise_jax import train, writers
+    from denoise_jax.configs import EXPERIMENTS, sibling
+
+    config = sibling(str(EXPERIMENTS / "photos_gauss.py"), "photos_gauss").get_config(
+        "drunet,tiny")
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+    val = writers.read_metrics(str(tmp_path / "run"), "val")
+    assert val and val[-1]["step"] == config.num_steps and val[-1]["cpu_hours"] > 0

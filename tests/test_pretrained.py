@@ -56,7 +56,7 @@ def test_export_keeps_only_the_evaluation_weights(tiny_run, tmp_path):
         checkpoints.export(tiny_run, dest)
 
 
-def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, capsys):
+def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, photo_corpus):
     root = tmp_path / "zoo"
     root.mkdir()
     rc = ship.main([tiny_run, "gauss_gray", "--root", str(root), "--seeds", "0", "--crop", "24"])
@@ -64,9 +64,14 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, c
     text = pretrained.model_card("gauss_gray", root=str(root))
     for needle in ("## Held-out scores", "noise `gaussian:25`", "| BM3D |", "| NLM |",
                    "denoise-jax eval --methods noisy,nlm,bm3d,pretrained:gauss_gray",
-                   "skimage:test:gray", "Steps**: 4", "CPU", "| gauss_gray ×8 ensemble |"):
+                   "skimage:test:gray", "Steps**: 4", "CPU", "| gauss_gray ×8 ensemble |",
+                   ship.PHOTOS_HEADING, "### `photos:val:gray`, noise `gaussian:50`",
+                   "--input 8bit --worst-vs bm3d"):
         assert needle in text, needle
-    assert text.count("### ") == len(ship.GAUSS_LEVELS)
+    assert text.count("### ") == 2 * len(ship.GAUSS_LEVELS)  # photos:val, then skimage
+    row = next(line for line in text.splitlines() if line.startswith("| gauss_gray |"))
+    assert " / " in row.split("|")[2] and "dB (" in row.split("|")[5]  # float / 8-bit; worst
+    assert ship.rescore("gauss_gray", str(root)).count(ship.PHOTOS_HEADING) == 1
     monkeypatch.setattr(pretrained, "ROOT", str(root))
     assert pretrained.names() == ["gauss_gray"]
     method = evaluate.resolve_method("pretrained:gauss_gray")

@@ -1,4 +1,5 @@
-"""The training engine: the real loop on `:tiny` configs, resume, kill-and-resume, NaN stop.
+"""The training engine: the real loop on `:tiny` configs, resume, kill-and-resume, NaN stop;
+SIGTERM / Ctrl-C, one run per workdir, a full disk, time-based checkpoints, warm starts.
 
 Training runs go through the real command (`python -m denoise_jax train ...`) in
 subprocesses that share one persistent JAX compilation cache, so each program compiles
@@ -180,6 +181,187 @@ def test_trained_workdir_is_an_evaluation_method(runs):
                                progress=False)
     result = report.methods[name]
     assert result.sigma == "blind" and np.isfinite(result.psnr) and len(result.per_image) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# What long runs meet: signals, a second run, a full disk, time-based saves, warm starts.
+
+# `denoise-jax train ARGS` (argv[3:]) that receives signal argv[2] while its step argv[1]
+# runs, as from a scheduler (SIGTERM) or Ctrl-C (SIGINT): raised from inside the run, so
+# the step it lands in is known.
+SIGNAL_AT = r"""
+import signal, sys
+from denoise_jax import cli, train
+
+at, name = int(sys.argv[1]), sys.argv[2]
+real, calls = train.to_global, [0]
+
+def to_global(batch, sharding):  # called once per step, before the step
+    calls[0] += 1
+    if calls[0] == at:
+        signal.raise_signal(getattr(signal, name))
+    return real(batch, sharding)
+
+train.to_global = to_global
+"""
+RUN_CLI = 'sys.exit(cli.main(["train", *sys.argv[3:]]))\n'
+# ...and whose save of that step hangs before orbax renames it into place, until a second
+# Ctrl-C reaches the main thread (which waits for the save).
+SAVE_HANGS = r"""
+import asyncio, threading
+from orbax.checkpoint._src.path import async_path
+
+real_rename = async_path.rename
+
+async def rename(src, dst):
+    if src.name.startswith(f"{at}.orbax-checkpoint-tmp"):
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        await asyncio.sleep(600)
+    return await real_rename(src, dst)
+
+async_path.rename = rename
+"""
+
+
+def _signalled(cache, step: int, name: str, experiment: str, workdir, *overrides,
+               hang: bool = False) -> subprocess.CompletedProcess:
+    script = SIGNAL_AT + (SAVE_HANGS if hang else "") + RUN_CLI
+    argv = [sys.executable, "-c", script, str(step), name,
+            *_command(experiment, workdir, *overrides)[4:]]
+    return subprocess.run(argv, cwd=ROOT, env=_env(cache), capture_output=True, text=True,
+                          timeout=240)
+
+
+def test_sigterm_saves_the_step_and_a_rerun_resumes_bit_identically(runs, cache, tmp_path):
+    workdir = tmp_path / "preempted"
+    proc = _signalled(cache, 3, "SIGTERM", "mnist_dae", workdir)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "stopped at step 3 (SIGTERM); re-run the same command to resume")
+    assert _steps(workdir) == [2, 3]  # step 3 is no checkpoint step: saved for the signal
+    assert (workdir / "train.lock").read_text() == ""  # released
+
+    proc = _run(cache, "mnist_dae", workdir)
+    assert f"resuming {workdir} from step 3" in proc.stdout
+    reference, resumed = _state(runs["mnist_dae"], 4), _state(workdir, 4)
+    for a, b in zip(jax.tree.leaves(reference), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_second_ctrl_c_while_saving_quits_and_keeps_the_previous_checkpoint(cache, tmp_path):
+    from denoise_jax import checkpoints
+
+    workdir = tmp_path / "run"
+    proc = _signalled(cache, 3, "SIGINT", "mnist_dae", workdir, "--config.num_steps=6",
+                      hang=True)
+    assert proc.returncode == 128 + signal.SIGINT, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "second SIGINT: stopped without waiting for the save; re-run the same command to "
+        "resume from the last complete checkpoint")
+    # The interrupted save stays a temporary folder (the next run removes it); the
+    # checkpoint before it is intact, and is what a re-run resumes from.
+    assert _steps(workdir) == [2]
+    assert any(n.startswith("3.orbax-checkpoint-tmp") for n in os.listdir(workdir / "checkpoints"))
+    assert checkpoints.restore(str(workdir), set_aside=False)[0] == 2
+
+
+def _train_in_process(workdir, *overrides: str, experiment: str = "mnist_dae") -> int:
+    from denoise_jax import cli
+
+    return cli.main(["train", "--config", f"{ROOT}/experiments/{experiment}.py:tiny",
+                     "--workdir", str(workdir), *overrides])
+
+
+def test_one_run_per_workdir_while_evaluating_it_stays_allowed(runs, tmp_path, capsys):
+    import socket
+
+    from denoise_jax import checkpoints
+
+    workdir = tmp_path / "run"
+    shutil.copytree(runs["mnist_dae"], workdir)
+    with train.workdir_lock(str(workdir)):  # as a run training there holds it
+        assert _train_in_process(workdir, "--config.num_steps=6") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(
+            f"error: workdir {workdir} is in use by process {os.getpid()} on host "
+            f"{socket.gethostname()} since "), err
+        assert checkpoints.load_method(str(workdir)).step == 4  # read-only: allowed
+    assert _steps(workdir) == [2, 4]
+
+
+def test_checkpoints_every_n_minutes_and_a_dead_runs_lock_is_taken_over(
+        tmp_path, monkeypatch, capsys):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "train.lock").write_text('{"pid": 4194304, "host": "gone", "started": "then"}')
+    clock = iter(range(0, 10**6, 25))  # 25 s per look at the clock
+    monkeypatch.setattr(train, "_clock", lambda: next(clock))
+    assert _train_in_process(workdir, "--config.num_steps=6", "--config.checkpoint_every=1000",
+                             "--config.checkpoint_every_minutes=1") == 0
+    assert _steps(workdir) == [3, 6]  # 75 s after the start, 75 s after that (the last step)
+    err = capsys.readouterr().err
+    assert ("note: taking over " + str(workdir / "train.lock") + ", left by process 4194304 on "
+            "host gone (started then), which is no longer running") in err
+
+
+# orbax leaves a write coroutine of the failed save un-awaited; Python reports it later.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_full_disk_during_training_is_one_line_and_keeps_the_previous_checkpoint(
+        tmp_path, full_disk, capsys):
+    workdir = tmp_path / "run"
+    full_disk(os.path.join(str(workdir), "checkpoints", "4.orbax-checkpoint-tmp"))
+    assert _train_in_process(workdir) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"error: cannot save a checkpoint in {workdir}/checkpoints: the disk is full; the "
+        "newest complete checkpoint (step 2) is intact; free some space"), err
+    assert _steps(workdir) == [2]
+
+
+def test_init_from_warm_starts_a_new_run_and_resuming_wins(runs, tmp_path, capsys):
+    source = runs["mnist_dae"]
+    workdir = tmp_path / "warm"
+    assert _train_in_process(workdir, "--config.num_steps=2",
+                             f"--config.init_from={source}@latest") == 0
+    out = capsys.readouterr().out
+    assert (f"starting from {source}@latest (its step 4): parameters copied; step 0, fresh "
+            "optimizer") in out
+    first_loss = lambda w: writers.read_metrics(str(w), "train")[0]["loss"]
+    assert first_loss(workdir) < first_loss(source)  # same batches, trained weights
+    assert _train_in_process(workdir, "--config.num_steps=2",
+                             f"--config.init_from={source}@latest") == 0
+    out = capsys.readouterr().out
+    assert f"resuming {workdir} from step 2" in out and "starting from" not in out
+
+
+def test_init_from_copies_the_weights_and_refuses_another_model(runs, tmp_path, monkeypatch):
+    from denoise_jax import checkpoints, pretrained
+
+    def fresh(name):
+        config = ConfigDict(checkpoints.load_config(str(runs[name])))
+        model, _ = train.build_model(config)
+        tx = optim.make_optimizer(config.optimizer, 4)
+        shape = (28, 28, 1)
+        return train.make_init(config, model, tx, shape, train.make_mesh())(
+            jax.random.PRNGKey(7)), tx
+
+    state, tx = fresh("mnist_dae")
+    monkeypatch.setattr(pretrained, "ROOT", str(tmp_path))
+    shutil.copytree(runs["mnist_dae"], tmp_path / "digits")  # as a shipped model
+    warm, line = train.init_from("pretrained:digits", state)
+    _, source, _ = checkpoints.restore(str(runs["mnist_dae"]), data_iter=False)
+    for a, b in zip(jax.tree.leaves(source["params"]), jax.tree.leaves(warm.params), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert int(warm.step) == 0 and line.startswith("starting from pretrained:digits (its step 4)")
+    for a, b in zip(jax.tree.leaves(tx.init(warm.params)), jax.tree.leaves(warm.opt_state),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)  # a fresh optimizer
+
+    conv_state, _ = fresh("mnist_dae_conv")
+    with pytest.raises(UserError, match="does not fit this model: params/"):
+        train.init_from(str(runs["mnist_dae"]), conv_state)
+    with pytest.raises(UserError, match="neither pretrained:NAME nor a training workdir"):
+        train.init_from(str(tmp_path / "nothing"), state)
 
 
 # ---------------------------------------------------------------------------------------------

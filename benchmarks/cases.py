@@ -51,6 +51,26 @@ TRAIN: dict[str, Spec] = {
         "source": "experiments/real_nafnet.py (128² patches, batch 8, Charbonnier, AdamW "
                   "β 0.9/0.9, wd 1e-4)",
     },
+    # Candidates for a shipped colour model, at their pilot sizes, under train/dncnn's
+    # protocol (experiments/skimage_gauss.py's patch 64, batch 16; MSE, Adam).
+    "drunet": {
+        "model": "drunet", "kwargs": {"features": (32, 64, 128, 256), "blocks": 2},
+        "patch": 64, "batch": 16, "loss": "mse", "optimizer": ADAM,
+        "source": "pilot DRUNet (KAIR UNetRes, bias-free; widths 32-256, 2 ResBlocks per level "
+                  "and side) under train/dncnn's protocol (patch 64, batch 16, MSE, Adam)",
+    },
+    "ffdnet": {
+        "model": "ffdnet", "kwargs": {"depth": 12, "features": 96},
+        "patch": 64, "batch": 16, "loss": "mse", "optimizer": ADAM,
+        "source": "FFDNet's colour size (12 layers × 96, no BN, blind) under train/dncnn's "
+                  "protocol (patch 64, batch 16, MSE, Adam)",
+    },
+    "nafnet_small": {
+        "model": "nafnet_small", "kwargs": {}, "patch": 64, "batch": 16, "loss": "mse",
+        "optimizer": ADAM,
+        "source": "nafnet_small's defaults (width 32, local SCA) under train/dncnn's protocol "
+                  "(patch 64, batch 16, MSE, Adam)",
+    },
     "pridnet": {
         "model": "pridnet", "kwargs": {"features": 32, "unet_levels": 5}, "patch": 128,
         "batch": 4, "loss": "mse", "optimizer": {"name": "adam", "lr": 3e-5},
@@ -61,7 +81,8 @@ TRAIN: dict[str, Spec] = {
 }
 
 # Inference uses the train cases' models (BN in eval mode).
-INFER_MODELS = ("dncnn", "rednet", "mwcnn", "nafnet_tiny", "pridnet")
+INFER_MODELS = ("dncnn", "rednet", "mwcnn", "nafnet_tiny", "pridnet", "drunet", "ffdnet",
+                "nafnet_small")
 SIZES = (512, 2048)
 TILE = {512: 256, 2048: 512}  # the project's default tile (512), or half an image it fits
 OVERLAP = 32  # the project's default overlap
@@ -84,6 +105,9 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "nafnet_tiny": {"width": 4},
     "nafnet": {"width": 4, "enc_blk_nums": (1,), "middle_blk_num": 1, "dec_blk_nums": (1,)},
     "pridnet": {"features": 4, "unet_levels": 2},
+    "drunet": {"features": (4, 8, 8), "blocks": 1},
+    "ffdnet": {"depth": 3, "features": 8},
+    "nafnet_small": {"width": 4, "window": 8},
 }
 TINY_SIZE, TINY_TILE, TINY_OVERLAP, TINY_PATCH, TINY_BATCH = 48, 32, 8, 16, 2
 

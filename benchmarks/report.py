@@ -26,7 +26,9 @@ def _cell(value: float | None) -> str:
 
 def _other(row: dict[str, Any]) -> str:
     if row.get("torch") is not None:
-        return _cell(row["torch"])
+        # Train rows: the faster torch layout, named when it is not PyTorch's default NCHW.
+        layout = row.get("torch_layout")
+        return _cell(row["torch"]) + (f" ({layout})" if layout not in (None, "nchw") else "")
     if row.get("peer") is not None and row.get("peer_value") is not None:
         return f"{_cell(row['peer_value'])} ({row['peer']})"
     errors = (row.get("config") or {}).get("errors") or {}
@@ -64,9 +66,11 @@ def render(doc: dict[str, Any]) -> str:
         table(doc.get("cases", [])), "",
         "ratio > 1: the project's side is better (torch/jax for s/step, jax/torch for "
         "MP/s). torch/peer: the PyTorch twin (same layers, parameter count and MACs; eager "
-        "float32, NCHW), or the peer named in brackets; for NLM and BM3D the jax column is "
-        "the project's classical method (scikit-image / bm3d). Medians after warm-up, "
-        "compilation excluded; each case's config is in `benchmarks/results/latest.json`.",
+        "float32; train steps: the faster of NCHW and channels_last, named when it is "
+        "channels_last; inference: NCHW), or the peer named in brackets; for NLM and BM3D "
+        "the jax column is the project's classical method (scikit-image / bm3d). Medians "
+        "after warm-up, compilation excluded; each case's config is in "
+        "`benchmarks/results/latest.json`.",
     ])
 
 

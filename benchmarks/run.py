@@ -12,7 +12,9 @@ the results are written, atomically, to DIR/latest.json and DIR/<YYYY-MM-DD>-<de
 
 Schema: {"machine": {"cpu", "cores", "threads", "device", "jax", "torch", ...}, "date",
 "quick", "cases": [{"name", "unit", "jax", "torch", "ratio", "config", ...}]}. `ratio` > 1
-means JAX is faster: torch/jax for times (s/step), jax/torch for throughputs (MP/s). Cases
+means JAX is faster: torch/jax for times (s/step), jax/torch for throughputs (MP/s). A train
+case's "torch" is the faster of PyTorch's two layouts; "torch_layout" names it ("nchw" or
+"channels_last") and config.torch_layouts has both. Cases
 with another peer than PyTorch (OpenCV's NLM, scikit-image, one device) carry "peer" and
 "peer_value" and, for the classical methods, ratio null. When JAX sees a GPU, the JAX-vs-
 PyTorch cases still run on the CPU (JAX_PLATFORMS=cpu; the torch wheel is CPU-only) and
@@ -242,9 +244,14 @@ def build_rows(spec: dict[str, Any], jax_result: dict[str, Any] | None,
     config = _config(spec, threads, {"jax": jax_result, other_name: other_result}, jax_info)
     kind, name = spec["kind"], spec["name"]
     if kind == "train":
+        # PyTorch's value is its faster layout (NCHW or channels_last; torch_bench.train).
         ratio = os_ / js if js and os_ else None
-        return [{"name": name, "unit": "s/step", "jax": _num(js), "torch": _num(os_),
-                 "ratio": _num(ratio), "config": config}]
+        row = {"name": name, "unit": "s/step", "jax": _num(js), "torch": _num(os_),
+               "ratio": _num(ratio), "config": config}
+        if other_result and other_result.get("layout"):
+            row["torch_layout"] = other_result["layout"]
+            config["torch_layouts"] = {k: _num(v) for k, v in other_result["layouts"].items()}
+        return [row]
     if kind == "train_gpu":
         images = spec["batch"] / js if js else None
         gmacs = (jax_result or {}).get("gmacs_per_image")

@@ -1,8 +1,11 @@
 """The PyTorch side of the train and infer cases (runs inside a PyTorch worker process).
 
-The twins (torch_models.py) run eagerly in float32, NCHW, with PyTorch's defaults (no
-torch.compile, no channels_last): what a PyTorch user gets out of the box. The timed work
-mirrors jax_bench.py call for call.
+The twins (torch_models.py) run eagerly in float32 with PyTorch's defaults (no
+torch.compile): what a PyTorch user gets out of the box. A train step is timed in both of
+PyTorch's CPU layouts, NCHW and channels_last (`model.to(memory_format=torch.channels_last)`
+and the inputs likewise; often faster for convolutions on CPU), and the faster one is the
+result (`layout` names it, `layouts` has both). Inference runs NCHW. The timed work mirrors
+jax_bench.py call for call.
 """
 
 from __future__ import annotations
@@ -45,14 +48,30 @@ def _nchw(x: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
+LAYOUTS = ("nchw", "channels_last")
+
+
 def train(spec: dict[str, Any]) -> dict[str, Any]:
-    """Seconds per optimizer step of the twin on the same fixed batch (2 warm-up steps)."""
+    """The faster layout's `train_in` result, with "layout" (its name) and "layouts"
+    ({layout: seconds per step} for both)."""
+    results = {layout: train_in(spec, layout) for layout in LAYOUTS}
+    best = min(LAYOUTS, key=lambda layout: results[layout]["seconds"])
+    return {**results[best], "layout": best,
+            "layouts": {layout: r["seconds"] for layout, r in results.items()}}
+
+
+def train_in(spec: dict[str, Any], layout: str = "nchw") -> dict[str, Any]:
+    """Seconds per optimizer step of the twin on the same fixed batch (2 warm-up steps), with
+    model and batch in `layout` ("nchw" or "channels_last")."""
+    import torch
+
     from benchmarks import torch_models
 
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     model = torch_models.build(spec["model"], spec["channels"], **spec.get("kwargs", {}))
-    model.train()
+    model.to(memory_format=fmt).train()
     noisy, clean = common.train_batch(spec["batch"], spec["patch"], spec["channels"])
-    x, y = _nchw(noisy), _nchw(clean)
+    x, y = (_nchw(a).contiguous(memory_format=fmt) for a in (noisy, clean))
     opt = _optimizer(spec["optimizer"], model.parameters())
     loss_fn = _loss(spec["loss"])
 

@@ -10,12 +10,15 @@ converted from JAX. Layout is PyTorch's native NCHW; `channels` is the image cha
     build(name, channels=3, **kwargs) -> torch.nn.Module   # x: [B, C, H, W] -> same
     count_params(module) -> int                            # trainable parameters
 
-Twins: dncnn, rednet, mwcnn (paper), nafnet, nafnet_tiny, pridnet (paper). Batch norm uses
-the JAX models' epsilons and momentum (flax 0.9 = PyTorch 0.1).
+Twins: dncnn, rednet, mwcnn (paper), nafnet, nafnet_tiny, nafnet_small, pridnet (paper),
+drunet, ffdnet. Batch norm uses the JAX models' epsilons and momentum (flax 0.9 = PyTorch 0.1).
+Pixel-(un)shuffles are PyTorch's (channel order c·4 + sub-pixel; the JAX models' new ones
+use sub-pixel·C + c): a relabelling of the adjacent conv's channels, the same arithmetic.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -203,14 +206,27 @@ def _simple_gate(x: torch.Tensor) -> torch.Tensor:
     return a * b
 
 
+def local_mean(y: torch.Tensor, cell: int, cells: int) -> torch.Tensor:
+    """The JAX `nafnet.local_mean`: y: [B, C, H, W] → [B, C, H/cell, W/cell]."""
+    g = F.avg_pool2d(y, cell) if cell > 1 else y
+    if cells == 1:
+        return g
+    h, w = g.shape[-2:]
+    box = F.avg_pool2d(g, cells, stride=1, padding=cells // 2, count_include_pad=False)
+    return box[:, :, :h, :w]
+
+
 class NAFBlock(nn.Module):
-    def __init__(self, c: int, dw_expand: int = 2, ffn_expand: int = 2) -> None:
+    def __init__(self, c: int, dw_expand: int = 2, ffn_expand: int = 2,
+                 attention: str = "global", cell: int = 1, cells: int = 1) -> None:
         super().__init__()
         dw = c * dw_expand
+        self.attention, self.cell, self.cells = attention, cell, cells
         self.norm1 = LayerNorm2d(c)
         self.conv1 = nn.Conv2d(c, dw, 1)
         self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
-        self.sca = nn.Conv2d(dw // 2, dw // 2, 1)
+        if attention != "none":
+            self.sca = nn.Conv2d(dw // 2, dw // 2, 1)
         self.conv3 = nn.Conv2d(dw // 2, c, 1)
         self.norm2 = LayerNorm2d(c)
         self.conv4 = nn.Conv2d(c, c * ffn_expand, 1)
@@ -220,7 +236,14 @@ class NAFBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = _simple_gate(self.conv2(self.conv1(self.norm1(x))))
-        y = self.conv3(y * self.sca(y.mean(dim=(2, 3), keepdim=True)))
+        if self.attention == "global":
+            y = y * self.sca(y.mean(dim=(2, 3), keepdim=True))
+        elif self.attention == "local":
+            a = self.sca(local_mean(y, self.cell, self.cells))
+            b, c, h, w = a.shape  # repeated per pixel by a broadcast (cheap backward: a sum)
+            k = self.cell
+            y = (y.reshape(b, c, h, k, w, k) * a[:, :, :, None, :, None]).reshape(y.shape)
+        y = self.conv3(y)
         x = x + y * self.beta
         y = self.conv5(_simple_gate(self.conv4(self.norm2(x))))
         return x + y * self.gamma
@@ -231,25 +254,32 @@ class NAFNet(nn.Module):
 
     def __init__(self, width: int = 32, enc_blk_nums: Sequence[int] = (2, 2, 4, 8),
                  middle_blk_num: int = 12, dec_blk_nums: Sequence[int] = (2, 2, 2, 2),
-                 channels: int = 3) -> None:
+                 attention: str = "global", window: int = 64, channels: int = 3) -> None:
         super().__init__()
         if len(enc_blk_nums) != len(dec_blk_nums):
             raise ValueError("nafnet: enc_blk_nums and dec_blk_nums need the same length")
-        self.multiple = 2 ** len(enc_blk_nums)
+        levels = len(enc_blk_nums)
+        self.multiple = 2**levels
+        cells = max(1, window // 2**levels)
+
+        def blocks(num: int, chan: int, level: int) -> nn.Sequential:
+            return nn.Sequential(*(NAFBlock(chan, attention=attention, cell=2 ** (levels - level),
+                                            cells=cells) for _ in range(num)))
+
         self.intro = _conv(channels, width)
         self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
         chan = width
-        for num in enc_blk_nums:
-            self.encoders.append(nn.Sequential(*(NAFBlock(chan) for _ in range(num))))
+        for level, num in enumerate(enc_blk_nums):
+            self.encoders.append(blocks(num, chan, level))
             self.downs.append(nn.Conv2d(chan, 2 * chan, 2, stride=2))
             chan *= 2
-        self.middle = nn.Sequential(*(NAFBlock(chan) for _ in range(middle_blk_num)))
+        self.middle = blocks(middle_blk_num, chan, levels)
         self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
-        for num in dec_blk_nums:
+        for up, num in enumerate(dec_blk_nums):
             self.ups.append(nn.Sequential(nn.Conv2d(chan, 2 * chan, 1, bias=False),
                                           nn.PixelShuffle(2)))
             chan //= 2
-            self.decoders.append(nn.Sequential(*(NAFBlock(chan) for _ in range(num))))
+            self.decoders.append(blocks(num, chan, levels - 1 - up))
         self.ending = _conv(chan, channels)
         nn.init.zeros_(self.ending.weight)
 
@@ -269,9 +299,94 @@ class NAFNet(nn.Module):
 
 def nafnet_tiny(width: int = 16, enc_blk_nums: Sequence[int] = (1, 1, 1),
                 middle_blk_num: int = 1, dec_blk_nums: Sequence[int] = (1, 1, 1),
-                channels: int = 3) -> NAFNet:
+                attention: str = "global", window: int = 64, channels: int = 3) -> NAFNet:
     """Twin of `nafnet_tiny` (its defaults: width 16, one block per level, 3 levels)."""
-    return NAFNet(width, enc_blk_nums, middle_blk_num, dec_blk_nums, channels)
+    return NAFNet(width, enc_blk_nums, middle_blk_num, dec_blk_nums, attention, window, channels)
+
+
+def nafnet_small(width: int = 32, enc_blk_nums: Sequence[int] = (1, 1, 2),
+                 middle_blk_num: int = 4, dec_blk_nums: Sequence[int] = (1, 1, 1),
+                 attention: str = "local", window: int = 64, channels: int = 3) -> NAFNet:
+    """Twin of `nafnet_small` (its defaults: width 32, blocks 1/1/2, middle 4, local SCA)."""
+    return NAFNet(width, enc_blk_nums, middle_blk_num, dec_blk_nums, attention, window, channels)
+
+
+# ---------------------------------------------------------------------------------------
+# DRUNet
+
+
+class ResBlock(nn.Module):
+    """x + conv(ReLU(conv(x))), bias-free; the second conv starts at zero."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = _conv(c, c, bias=False), _conv(c, c, bias=False)
+        nn.init.zeros_(self.conv2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class DRUNet(nn.Module):
+    """Twin of `drunet`: bias-free U-Net of ResBlocks, skips added, returns x - noise."""
+
+    def __init__(self, features: Sequence[int] = (32, 64, 128, 256), blocks: int = 2,
+                 down: str = "conv", up: str = "shuffle", noise_map: bool = False,
+                 channels: int = 3) -> None:
+        super().__init__()
+        feats = tuple(features)
+        self.noise_map, self.multiple = noise_map, 2 ** (len(feats) - 1)
+        res = lambda c: nn.Sequential(*(ResBlock(c) for _ in range(blocks)))  # noqa: E731
+        self.head = _conv(channels + int(noise_map), feats[0], bias=False)
+        self.downs, self.ups = nn.ModuleList(), nn.ModuleList()
+        for c, c2 in itertools.pairwise(feats):
+            sample = (nn.Conv2d(c, c2, 2, stride=2, bias=False) if down == "conv" else
+                      nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * c, c2, 1, bias=False)))
+            self.downs.append(nn.Sequential(res(c), sample))
+            sample = (nn.Sequential(nn.Conv2d(c2, 4 * c, 1, bias=False), nn.PixelShuffle(2))
+                      if up == "shuffle" else nn.ConvTranspose2d(c2, c, 2, stride=2, bias=False))
+            self.ups.append(nn.Sequential(sample, res(c)))
+        self.body = res(feats[-1])
+        self.tail = _conv(feats[0], channels, bias=False)
+        nn.init.zeros_(self.tail.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        image = x[:, :-1] if self.noise_map else x
+        padded, (height, width) = _pad_to_multiple(x, self.multiple)
+        skips = [self.head(padded)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        h = self.body(skips[-1])
+        for up in reversed(self.ups):
+            h = up(h + skips.pop())
+        return image - self.tail(h + skips.pop())[:, :, :height, :width]
+
+
+# ---------------------------------------------------------------------------------------
+# FFDNet
+
+
+class FFDNet(nn.Module):
+    """Twin of `ffdnet`: PixelUnshuffle(2), conv(+BN)+ReLU stack, PixelShuffle(2); x - noise."""
+
+    def __init__(self, depth: int = 12, features: int = 96, use_bn: bool = False,
+                 channels: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.PixelUnshuffle(2), _conv(4 * channels, features),
+                                   nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers.append(_conv(features, features, bias=not use_bn))
+            if use_bn:
+                layers.append(nn.BatchNorm2d(features, eps=1e-4, momentum=0.1))
+            layers.append(nn.ReLU(inplace=True))
+        last = _conv(features, 4 * channels)
+        nn.init.zeros_(last.weight)
+        layers += [last, nn.PixelShuffle(2)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded, (height, width) = _pad_to_multiple(x, 2)
+        return x - self.body(padded)[:, :, :height, :width]
 
 
 # ---------------------------------------------------------------------------------------
@@ -384,7 +499,10 @@ TWINS: dict[str, Callable[..., nn.Module]] = {
     "mwcnn": MWCNN,
     "nafnet": NAFNet,
     "nafnet_tiny": nafnet_tiny,
+    "nafnet_small": nafnet_small,
     "pridnet": PRIDNet,
+    "drunet": DRUNet,
+    "ffdnet": FFDNet,
 }
 
 

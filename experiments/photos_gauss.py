@@ -27,16 +27,22 @@ from ml_collections import ConfigDict
 from denoise_jax.configs import sibling
 
 MODELS = {
-    "drunet": {"name": "drunet"},
-    "ffdnet": {"name": "ffdnet"},
-    "nafnet_small": {"name": "nafnet_small"},
+    "drunet": {"name": "drunet", "features": (32, 64, 128, 256), "blocks": 2, "down": "conv",
+               "up": "shuffle"},
+    "ffdnet": {"name": "ffdnet", "depth": 12, "features": 96},
+    "nafnet_small": {"name": "nafnet_small", "width": 32, "enc_blk_nums": (1, 1, 2),
+                     "middle_blk_num": 4, "dec_blk_nums": (1, 1, 1), "attention": "local",
+                     "window": 64},
     "dncnn": {"name": "dncnn", "depth": 17, "features": 64},
     "nafnet_tiny": {"name": "nafnet_tiny", "width": 16},
 }
 TINY = {
-    "drunet": {"name": "drunet", "features": (4, 8), "blocks": 1},
+    "drunet": {"name": "drunet", "features": (4, 8), "blocks": 1, "down": "conv",
+               "up": "shuffle"},
     "ffdnet": {"name": "ffdnet", "depth": 3, "features": 8},
-    "nafnet_small": {"name": "nafnet_small", "width": 4},
+    "nafnet_small": {"name": "nafnet_small", "width": 4, "enc_blk_nums": (1, 1, 2),
+                     "middle_blk_num": 1, "dec_blk_nums": (1, 1, 1), "attention": "local",
+                     "window": 64},
     "dncnn": {"name": "dncnn", "depth": 3, "features": 4},
     "nafnet_tiny": {"name": "nafnet_tiny", "width": 4},
 }

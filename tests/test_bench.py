@@ -13,7 +13,8 @@ import pytest
 from benchmarks import cases, common, report, run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TWINNED = ("dncnn", "rednet", "mwcnn", "nafnet_tiny", "pridnet")
+TWINNED = ("dncnn", "rednet", "mwcnn", "nafnet_tiny", "pridnet", "drunet", "ffdnet",
+           "nafnet_small")
 
 
 def _torch():
@@ -46,6 +47,42 @@ def test_twin_has_the_jax_models_parameter_count_and_macs(name):
         out = twin(torch.rand(1, 3, 32, 32))
     assert out.shape == (1, 3, 32, 32)
     assert counter.get_total_flops() == pytest.approx(2e9 * info["gmacs"], rel=1e-6)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("drunet", {"features": (4, 8, 16), "down": "unshuffle", "up": "transpose"}),
+    ("drunet", {"features": (4, 8), "noise_map": True}),
+    ("ffdnet", {"depth": 4, "features": 8, "use_bn": True}),
+    ("nafnet_small", {"width": 4, "attention": "none"}),
+    ("nafnet_small", {"width": 4, "attention": "global"}),
+])
+def test_twin_options_match_too(name, kwargs):
+    torch = _torch()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmarks import torch_models
+    from denoise_jax.models import summary
+
+    channels = 4 if kwargs.get("noise_map") else 3
+    info = summary.summarize(name, (1, 32, 32, channels), **kwargs)
+    twin = torch_models.build(name, **kwargs).eval()
+    assert torch_models.count_params(twin) == info["params"]
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        out = twin(torch.rand(1, channels, 32, 32))
+    assert out.shape == (1, 3, 32, 32)
+    assert counter.get_total_flops() == pytest.approx(2e9 * info["gmacs"], rel=1e-6)
+
+
+def test_torch_local_mean_matches_the_jax_one():
+    torch = _torch()
+    from benchmarks import torch_models
+    from denoise_jax.models import nafnet
+
+    y = np.random.default_rng(0).random((2, 24, 40, 5), dtype=np.float32)
+    for cell, cells in ((1, 1), (2, 3), (4, 4), (8, 2)):
+        ours = torch_models.local_mean(torch.from_numpy(y.transpose(0, 3, 1, 2)), cell, cells)
+        np.testing.assert_allclose(ours.numpy().transpose(0, 2, 3, 1),
+                                   np.asarray(nafnet.local_mean(y, cell, cells)), atol=1e-6)
 
 
 def test_grey_twins_and_benchmark_configs_match_too():
@@ -107,6 +144,14 @@ def test_rows_put_ratio_above_one_when_jax_is_faster():
     assert row["unit"] == "MP/s" and row["jax"] == pytest.approx(mp / 0.5, rel=1e-5)
     assert row["ratio"] == pytest.approx(4.0)
     assert row["config"]["tile"] == 256
+
+    # The faster torch layout is the row's torch value, named in torch_layout.
+    layouts = {"nchw": 3.0, "channels_last": 2.0}
+    (row,) = run.build_rows(train, {"seconds": 1.0},
+                            {"seconds": 2.0, "layout": "channels_last", "layouts": layouts}, 2)
+    assert (row["torch"], row["ratio"], row["torch_layout"]) == (2.0, 2.0, "channels_last")
+    assert row["config"]["torch_layouts"] == layouts
+    assert "| train/dncnn | s/step | 1 | 2 (channels_last) | 2.00 |" in report.table([row])
 
     (row,) = run.build_rows(train, {"seconds": 1.0}, {"error": "boom"}, 2)
     assert row["torch"] is None and row["ratio"] is None
@@ -211,5 +256,9 @@ def test_runner_smoke_on_the_quickest_case(tmp_path):
     if doc["machine"]["torch"]:
         assert row["torch"] > 0
         assert row["ratio"] == pytest.approx(row["torch"] / row["jax"], rel=1e-3)
+        # Both torch layouts were timed; the row carries the faster.
+        layouts = row["config"]["torch_layouts"]
+        assert set(layouts) == {"nchw", "channels_last"}
+        assert row["torch"] == min(layouts.values()) == layouts[row["torch_layout"]]
     else:
         assert row["torch"] is None and row["ratio"] is None

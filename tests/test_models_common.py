@@ -24,6 +24,11 @@ TINY = {
     # NAFNet compiles slowly (per block); three and two blocks, over one and two levels.
     "nafnet": dict(width=4, enc_blk_nums=(1,), middle_blk_num=1, dec_blk_nums=(1,)),
     "nafnet_tiny": dict(width=4, enc_blk_nums=(0, 1), middle_blk_num=0, dec_blk_nums=(1, 0)),
+    # Local attention over a 2×2-cell window (cells of 2 pixels): the box filter runs.
+    "nafnet_small": dict(width=4, enc_blk_nums=(1,), middle_blk_num=1, dec_blk_nums=(1,),
+                         window=4),
+    "drunet": dict(features=(4, 8), blocks=1),
+    "ffdnet": dict(depth=3, features=8),
     "mwcnn": dict(widths=(4, 4), convs_per_level=2),
     "mwcnn_seed": dict(features=4),
     # Five U-Net branches compile slowly. Two levels cover the seed's 3×3 stride-2 up-sampling

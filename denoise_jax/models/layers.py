@@ -104,3 +104,22 @@ def pad_to_multiple(x: jnp.ndarray, multiple: int) -> tuple[jnp.ndarray, tuple[i
 def crop_to(x: jnp.ndarray, hw: tuple[int, int]) -> jnp.ndarray:
     """Crops x: [B, H', W', C] back to the (H, W) returned by `pad_to_multiple`."""
     return x[:, : hw[0], : hw[1], :]
+
+
+def space_to_depth(x: jnp.ndarray, r: int = 2) -> jnp.ndarray:
+    """Pixel-unshuffle x: [B, H, W, C] → [B, H/r, W/r, r·r·C] (H, W multiples of r).
+
+    Channel (i·r + j)·C + c holds sub-pixel (i, j) of channel c (TensorFlow's order, not
+    PyTorch's c·r·r + i·r + j): the transpose then moves whole C-vectors, which XLA on CPU
+    does faster. For a freshly trained model the order is only a relabelling of channels.
+    """
+    b, h, w, c = x.shape
+    x = x.reshape(b, h // r, r, w // r, r, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h // r, w // r, r * r * c)
+
+
+def depth_to_space(x: jnp.ndarray, r: int = 2) -> jnp.ndarray:
+    """Pixel-shuffle, the inverse of `space_to_depth`: [B, H, W, r·r·C] → [B, H·r, W·r, C]."""
+    b, h, w, rrc = x.shape
+    x = x.reshape(b, h, w, r, r, rrc // (r * r)).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h * r, w * r, rrc // (r * r))

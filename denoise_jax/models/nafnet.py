@@ -11,7 +11,21 @@ Differences from the official code: inputs are reflect-padded (the official code
 to a multiple of 2**len(enc_blk_nums); no dropout (the official default rate is 0 anyway);
 the ending conv's kernel starts at zero, so the untrained net is the identity.
 Parameter counts (colour): `nafnet` (SIDD width-32 config) 29,159,715 (16.0 GMACs at 256²);
-`nafnet_tiny` 288,691 (1.0 GMACs at 256²).
+`nafnet_tiny` 288,691 (1.0 GMACs at 256²); `nafnet_small` (width 32, encoder blocks 1/1/2,
+middle 4, decoder 1/1/1, local attention) 2,649,827 (5.8 GMACs at 256²).
+
+`attention` picks what the simplified channel attention (SCA) pools: "global" (the official
+NAFNet: the mean over the whole input, so a tile and the whole photo see different
+statistics), "none" (no SCA, no `sca` conv), or "local": the mean over about `window`×`window`
+input pixels around each pixel (64 by default, the training patch of
+experiments/skimage_gauss.py), as TLC (Chu et al., ECCV 2022) does at test time. "local" works
+on the grid of the coarsest level: each level's features are averaged over cells of
+g = 2**len(enc_blk_nums) input pixels, then over the window // g cells around each cell (only
+cells inside the image count), and repeated back to every pixel of the cell. That costs
+almost nothing, where a per-pixel 64×64 box filter (XLA, 2 cores, batch 16 of 64², width 32:
+40-200 ms forward + backward) would cost as much as the block itself; and the net stays what
+the U-Net already is: local, and equivariant to shifts by multiples of g, so a tile gives the
+whole photo's result away from its borders. "local" has the same parameters as "global".
 """
 
 from collections.abc import Sequence
@@ -19,6 +33,8 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
 from denoise_jax.errors import UserError
 from denoise_jax.models.layers import Conv, crop_to, pad_to_multiple
@@ -44,11 +60,44 @@ def pixel_shuffle(x: jnp.ndarray, r: int) -> jnp.ndarray:
     return x.reshape(b, h * r, w * r, c)
 
 
+ATTENTION = ("global", "local", "none")
+
+
+def _window_counts(n: int, k: int) -> np.ndarray:
+    """How many of positions [i - k//2, i + (k-1)//2] lie in [0, n), for each i < n."""
+    i = np.arange(n)
+    return np.minimum(i + (k - 1) // 2, n - 1) - np.maximum(i - k // 2, 0) + 1
+
+
+def local_mean(y: jnp.ndarray, cell: int, cells: int) -> jnp.ndarray:
+    """Mean of y: [B, H, W, C] (H, W multiples of `cell`) over cell×cell blocks, then over
+    the `cells`×`cells` blocks around each block (those inside the image); [B, H/cell, W/cell, C].
+
+    The window spans [i - cells//2, i + (cells-1)//2] blocks, as PyTorch's avg_pool2d with
+    padding cells//2 and count_include_pad=False (cropped to size), for the twin.
+    """
+    b, h, w, c = y.shape
+    grid = y.reshape(b, h // cell, cell, w // cell, cell, c).mean(axis=(2, 4))
+    pad = ((0, 0), (cells // 2, (cells - 1) // 2), (cells // 2, (cells - 1) // 2), (0, 0))
+    # A concrete zero (not a traced one) makes this the differentiable reduce_window_sum.
+    total = lax.reduce_window(grid, np.array(0, grid.dtype), lax.add, (1, cells, cells, 1),
+                              (1, 1, 1, 1), pad)
+    count = np.outer(_window_counts(h // cell, cells), _window_counts(w // cell, cells))
+    return total / jnp.asarray(count[None, :, :, None], grid.dtype)
+
+
 class NAFBlock(nn.Module):
-    """One NAFBlock on x: [B, H, W, C]; returns the same shape."""
+    """One NAFBlock on x: [B, H, W, C]; returns the same shape.
+
+    `attention` "local" pools over `cells`×`cells` blocks of `cell`×`cell` pixels (see
+    `local_mean`; H and W must be multiples of `cell`).
+    """
 
     dw_expand: int = 2
     ffn_expand: int = 2
+    attention: str = "global"
+    cell: int = 1
+    cells: int = 1
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -61,10 +110,16 @@ class NAFBlock(nn.Module):
         y = Conv(dw, (1, 1), name="conv1", **layer)(y)
         y = Conv(dw, (3, 3), padding="SAME", feature_group_count=dw, name="conv2", **layer)(y)
         y = simple_gate(y)
-        attention = Conv(dw // 2, (1, 1), name="sca", **layer)(
-            jnp.mean(y, axis=(1, 2), keepdims=True)
-        )
-        y = Conv(c, (1, 1), name="conv3", **layer)(y * attention)
+        if self.attention == "global":
+            y = y * Conv(dw // 2, (1, 1), name="sca", **layer)(
+                jnp.mean(y, axis=(1, 2), keepdims=True))
+        elif self.attention == "local":
+            # The 1×1 conv is linear: applied on the coarse grid, then repeated per pixel.
+            a = Conv(dw // 2, (1, 1), name="sca", **layer)(local_mean(y, self.cell, self.cells))
+            b, h, w, k = a.shape
+            a = jnp.broadcast_to(a[:, :, None, :, None, :], (b, h, self.cell, w, self.cell, k))
+            y = y * a.reshape(y.shape)
+        y = Conv(c, (1, 1), name="conv3", **layer)(y)
         beta = self.param("beta", nn.initializers.zeros, (c,), jnp.float32)
         x = x + y * beta.astype(self.dtype)
 
@@ -81,7 +136,8 @@ class NAFNet(nn.Module):
     `width` channels at full resolution, doubled at each of the len(enc_blk_nums) levels;
     `enc_blk_nums[i]` / `dec_blk_nums[i]` blocks per encoder / decoder level and
     `middle_blk_num` at the bottom. Any H, W (reflect-padded to a multiple of
-    2**len(enc_blk_nums), cropped back).
+    2**len(enc_blk_nums), cropped back). `attention`: "global" (official), "local" (mean over
+    about `window`×`window` input pixels) or "none"; see the module docstring.
 
     Call: `apply(variables, x, train=False)` with x: [B, H, W, C] in [0, 1]; returns the
     denoised [B, H, W, C] in x's dtype.
@@ -91,13 +147,22 @@ class NAFNet(nn.Module):
     enc_blk_nums: Sequence[int] = (2, 2, 4, 8)
     middle_blk_num: int = 12
     dec_blk_nums: Sequence[int] = (2, 2, 2, 2)
+    attention: str = "global"
+    window: int = 64
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         channels = x.shape[-1]
         layer = dict(dtype=self.dtype, param_dtype=jnp.float32)
-        padded, hw = pad_to_multiple(x, 2 ** len(self.enc_blk_nums))
+        levels = len(self.enc_blk_nums)
+        padded, hw = pad_to_multiple(x, 2**levels)
+        # "local": one grid of 2**levels input pixels for every level (see the docstring).
+        cells = max(1, self.window // 2**levels)
+
+        def block(level: int, name: str) -> NAFBlock:
+            return NAFBlock(attention=self.attention, cell=2 ** (levels - level), cells=cells,
+                            dtype=self.dtype, name=name)
 
         h = Conv(self.width, (3, 3), padding="SAME", name="intro", **layer)(
             padded.astype(self.dtype)
@@ -106,20 +171,20 @@ class NAFNet(nn.Module):
         chan = self.width
         for level, num in enumerate(self.enc_blk_nums):
             for k in range(num):
-                h = NAFBlock(dtype=self.dtype, name=f"enc{level}_{k}")(h)
+                h = block(level, f"enc{level}_{k}")(h)
             skips.append(h)
             chan *= 2
             h = Conv(chan, (2, 2), strides=(2, 2), padding="VALID", name=f"down{level}",
                      **layer)(h)
         for k in range(self.middle_blk_num):
-            h = NAFBlock(dtype=self.dtype, name=f"middle_{k}")(h)
-        for level, (num, skip) in enumerate(zip(self.dec_blk_nums, skips[::-1], strict=True)):
-            h = Conv(chan * 2, (1, 1), use_bias=False, name=f"up{level}", **layer)(h)
+            h = block(levels, f"middle_{k}")(h)
+        for up, (num, skip) in enumerate(zip(self.dec_blk_nums, skips[::-1], strict=True)):
+            h = Conv(chan * 2, (1, 1), use_bias=False, name=f"up{up}", **layer)(h)
             h = pixel_shuffle(h, 2)
             chan //= 2
             h = h + skip
             for k in range(num):
-                h = NAFBlock(dtype=self.dtype, name=f"dec{level}_{k}")(h)
+                h = block(levels - 1 - up, f"dec{up}_{k}")(h)
         # A zero ending makes the untrained net the identity (every block already is): flax's
         # default init would start it with a residual of MSE ~0.4 that training must undo.
         residual = Conv(channels, (3, 3), padding="SAME", kernel_init=nn.initializers.zeros,
@@ -129,7 +194,8 @@ class NAFNet(nn.Module):
 
 
 def _build(width: int, enc_blk_nums: Sequence[int], middle_blk_num: int,
-           dec_blk_nums: Sequence[int], dtype: Any) -> NAFNet:
+           dec_blk_nums: Sequence[int], dtype: Any, attention: str = "global",
+           window: int = 64) -> NAFNet:
     if len(enc_blk_nums) != len(dec_blk_nums):
         raise UserError(
             f"nafnet: enc_blk_nums and dec_blk_nums need the same length (one decoder level "
@@ -137,19 +203,34 @@ def _build(width: int, enc_blk_nums: Sequence[int], middle_blk_num: int,
         )
     if width < 1 or middle_blk_num < 0 or min([*enc_blk_nums, *dec_blk_nums], default=0) < 0:
         raise UserError("nafnet: width must be >= 1 and block counts >= 0")
+    if attention not in ATTENTION or window < 1:
+        raise UserError(f"nafnet: attention must be one of {ATTENTION} and window >= 1, "
+                        f"got {attention!r}, {window}")
     return NAFNet(width=width, enc_blk_nums=tuple(enc_blk_nums), middle_blk_num=middle_blk_num,
-                  dec_blk_nums=tuple(dec_blk_nums), dtype=dtype)
+                  dec_blk_nums=tuple(dec_blk_nums), attention=attention, window=window,
+                  dtype=dtype)
 
 
 @register("nafnet")
 def nafnet(width: int = 32, enc_blk_nums: Sequence[int] = (2, 2, 4, 8), middle_blk_num: int = 12,
-           dec_blk_nums: Sequence[int] = (2, 2, 2, 2), dtype: Any = jnp.float32) -> NAFNet:
+           dec_blk_nums: Sequence[int] = (2, 2, 2, 2), attention: str = "global",
+           window: int = 64, dtype: Any = jnp.float32) -> NAFNet:
     """NAFNet, SIDD width-32 configuration by default (29.2M parameters, 16 GMACs at 256²)."""
-    return _build(width, enc_blk_nums, middle_blk_num, dec_blk_nums, dtype)
+    return _build(width, enc_blk_nums, middle_blk_num, dec_blk_nums, dtype, attention, window)
 
 
 @register("nafnet_tiny")
 def nafnet_tiny(width: int = 16, enc_blk_nums: Sequence[int] = (1, 1, 1), middle_blk_num: int = 1,
-                dec_blk_nums: Sequence[int] = (1, 1, 1), dtype: Any = jnp.float32) -> NAFNet:
+                dec_blk_nums: Sequence[int] = (1, 1, 1), attention: str = "global",
+                window: int = 64, dtype: Any = jnp.float32) -> NAFNet:
     """NAFNet, tiny (width 16, 1 block per level, 3 levels): trainable on a few CPU cores."""
-    return _build(width, enc_blk_nums, middle_blk_num, dec_blk_nums, dtype)
+    return _build(width, enc_blk_nums, middle_blk_num, dec_blk_nums, dtype, attention, window)
+
+
+@register("nafnet_small")
+def nafnet_small(width: int = 32, enc_blk_nums: Sequence[int] = (1, 1, 2),
+                 middle_blk_num: int = 4, dec_blk_nums: Sequence[int] = (1, 1, 1),
+                 attention: str = "local", window: int = 64,
+                 dtype: Any = jnp.float32) -> NAFNet:
+    """NAFNet, small (width 32, blocks 1/1/2, middle 4): tile-consistent local attention."""
+    return _build(width, enc_blk_nums, middle_blk_num, dec_blk_nums, dtype, attention, window)

@@ -314,13 +314,14 @@ def _sidebar_noise(st, is_sample: bool) -> str | None:
     return noise_spec(kind, level)
 
 
-def _sidebar_method(st) -> tuple[str, float | None, int, bool]:
-    """(method key, sigma or None, tile, ensemble)."""
+def _sidebar_method(st, channels: int) -> tuple[str, float | None, int, bool]:
+    """(method key, sigma or None, tile, ensemble); opens on the best shipped model for
+    photos with `channels` channels."""
     from denoise_jax import baselines, pretrained
 
     st.sidebar.header("3. Method")
     shipped = pretrained.names()
-    families = ["Classical"] + (["Pretrained model"] if shipped else []) + ["Training workdir"]
+    families = (["Pretrained model"] if shipped else []) + ["Classical", "Training workdir"]
     family = st.sidebar.radio("Method family", families, key="family")
     if not shipped:
         st.sidebar.caption("No pretrained models are shipped with this version yet.")
@@ -334,7 +335,11 @@ def _sidebar_method(st) -> tuple[str, float | None, int, bool]:
         sigma = value / 255.0 if value else None
         return f"classical:{name}", sigma, tile, ensemble
     if family == "Pretrained model":
-        name = st.sidebar.selectbox("Pretrained model", shipped, key="pretrained")
+        best = pretrained.DEFAULT_FOR_CHANNELS.get(channels)
+        # one widget per channel count, so a grey photo opens on the grey model
+        name = st.sidebar.selectbox("Pretrained model", shipped,
+                                    index=shipped.index(best) if best in shipped else 0,
+                                    key=f"pretrained_{channels}")
         method = f"workdir:{pretrained.find(name)}"
     else:
         path = st.sidebar.text_input("Workdir (a training run folder; DIR@latest = newest)",
@@ -408,7 +413,8 @@ def main() -> None:
                 key="work_crop")
             source = centre_crop(source, crop)
         spec = _sidebar_noise(st, is_sample)
-        method, sigma, tile, ensemble = _sidebar_method(st)
+        channels = source.pixels.shape[-1] if source is not None else 3
+        method, sigma, tile, ensemble = _sidebar_method(st, channels)
         seed = int(st.sidebar.number_input("Noise seed", 0, 2**31 - 1, 0, key="seed"))
         if source is None:
             st.info("Upload a photo in the sidebar, or pick a sample photo.")

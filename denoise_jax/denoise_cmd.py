@@ -71,9 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output file (one input) or folder (several inputs, or a path "
                         "ending in '/')")
     shipped = ", ".join(pretrained.names()) or "none shipped yet"
-    which = parser.add_mutually_exclusive_group(required=True)
+    which = parser.add_mutually_exclusive_group()
     which.add_argument("--model", metavar="NAME",
-                       help=f"a pretrained model shipped with the package ({shipped})")
+                       help=f"a pretrained model shipped with the package ({shipped}); "
+                       "default: the best shipped one for each image's channels "
+                       f"({pretrained.DEFAULT_FOR_CHANNELS[3]} for colour, "
+                       f"{pretrained.DEFAULT_FOR_CHANNELS[1]} for grey)")
     which.add_argument("--workdir", metavar="DIR",
                        help="a training workdir (its best checkpoint; DIR@latest for the "
                        "newest)")
@@ -203,6 +206,10 @@ def build_method(args: argparse.Namespace) -> tuple[Callable, str, bool]:
         else:
             method = base
         return method, args.method + (" (x8 ensemble)" if args.ensemble else ""), True
+    if not args.model and not args.workdir:
+        return _default_method(options), (
+            f"the shipped {pretrained.default_for(3)} (colour) / {pretrained.default_for(1)} "
+            "(grey) models, the default (choose with --model, --method or --workdir)"), False
     if args.model:
         folder = pretrained.find(args.model)
         denoiser = inference.Denoiser.from_workdir(folder, "best", name=args.model, **options)
@@ -217,6 +224,22 @@ def build_method(args: argparse.Namespace) -> tuple[Callable, str, bool]:
     if args.ensemble:
         label += " (x8 ensemble)"
     return denoiser, label, False
+
+
+def _default_method(options: dict[str, Any]) -> Callable:
+    """denoise(noisy, sigma) with the default shipped model for the image's channels."""
+    from denoise_jax import inference, pretrained
+
+    loaded: dict[str, inference.Denoiser] = {}
+
+    def method(noisy: np.ndarray, sigma: float | None) -> np.ndarray:
+        name = pretrained.default_for(noisy.shape[-1])
+        if name not in loaded:
+            loaded[name] = inference.Denoiser.from_workdir(pretrained.find(name), "best",
+                                                           name=name, **options)
+        return loaded[name](noisy, sigma)
+
+    return method
 
 
 # ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from denoise_jax import app, app_cmd
+from denoise_jax import app, app_cmd, pretrained
 from denoise_jax.errors import UserError
 from denoise_jax.images import decode_image
 
@@ -52,6 +52,9 @@ def test_default_page_shows_sample_noise_and_higher_psnr_after_denoising():
     assert 0 < float(values["SSIM noisy"]) < float(values["SSIM denoised"]) <= 1
     assert values["Runtime"].endswith(" s")
     assert len(at.get("download_button")) == 1
+    # it opens on the best shipped model for a colour photo
+    assert at.radio(key="family").value == "Pretrained model"
+    assert at.selectbox(key="pretrained_3").value == pretrained.default_for(3)
 
 
 def test_sample_choice_and_noise_level_change_the_scores():
@@ -65,6 +68,7 @@ def test_sample_choice_and_noise_level_change_the_scores():
     assert 13 < noisy < 16  # sigma 50/255 -> about 14.2 dB
     assert float(values["PSNR denoised"].split()[0]) > noisy + 3.0
     assert any("256×256, grey" in c.value for c in at.caption)
+    assert at.selectbox(key="pretrained_1").value == pretrained.default_for(1)  # grey model
 
 
 def test_corrupt_upload_is_one_friendly_error_not_an_exception():

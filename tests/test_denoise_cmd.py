@@ -219,13 +219,31 @@ def test_pretrained_lookup(workdir, pair, tmp_path, monkeypatch):
     assert images.read_image(str(tmp_path / "o.png")).pixels.shape == (64, 64, 3)
 
 
-def test_help_has_examples_and_a_method_is_required(capsys):
+def test_help_has_examples_and_an_output_is_required(capsys):
     with pytest.raises(SystemExit) as e:
         parse("--help")
     assert e.value.code == 0 and "examples:" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
-        parse("x.png", "-o", "y.png")
+        parse("x.png")
     assert e.value.code == 2
+
+
+def test_without_a_method_the_best_shipped_model_for_the_channels_is_used(tmp_path, capsys):
+    import skimage.data
+
+    colour, grey = tmp_path / "colour.png", tmp_path / "grey.png"
+    images.write_image(str(colour), skimage.data.astronaut()[:48, :40] / 255.0)
+    images.write_image(str(grey), skimage.data.camera()[:48, :40, None] / 255.0)
+    assert denoise(colour, grey, "-o", tmp_path / "out/") == 0
+    said = capsys.readouterr().out
+    assert f"the shipped {pretrained.default_for(3)} (colour) / {pretrained.default_for(1)} " \
+           "(grey) models, the default" in said
+    for name, channels in (("colour", 3), ("grey", 1)):
+        named = tmp_path / f"{name}_named.png"
+        assert denoise(tmp_path / f"{name}.png", "-o", named, "--model",
+                       pretrained.default_for(channels)) == 0
+        np.testing.assert_array_equal(images.read_image(str(tmp_path / "out" / f"{name}.png"))
+                                      .pixels, images.read_image(str(named)).pixels)
 
 
 def test_entry_point_prints_one_error_line_and_exits_2(tmp_path, capsys):

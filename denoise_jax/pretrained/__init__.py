@@ -20,6 +20,16 @@ from denoise_jax.errors import UserError
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CARD = "MODEL_CARD.md"
+# The best shipped model for photos with this many channels: what `denoise` and the web page
+# use when the user names no method (see each card's photos:val table).
+DEFAULT_FOR_CHANNELS = {3: "gauss_rgb", 1: "gauss_gray"}
+
+
+def default_for(channels: int) -> str:
+    """The shipped model used by default for images with `channels` channels (1 or 3)."""
+    if channels not in DEFAULT_FOR_CHANNELS:
+        raise UserError(f"no default model for {channels}-channel images; pass --model/--method")
+    return DEFAULT_FOR_CHANNELS[channels]
 
 
 def _is_model(folder: str) -> bool:

@@ -43,20 +43,30 @@ class DnCNN(nn.Module):
             raise UserError(
                 f"dncnn: depth must be >= 2 and features >= 1, got {self.depth}, {self.features}"
             )
-        channels = x.shape[-1]
-        layer = dict(padding="SAME", dtype=self.dtype, param_dtype=jnp.float32)
-        h = nn.relu(Conv(self.features, (3, 3), name="conv0", **layer)(x.astype(self.dtype)))
-        for i in range(1, self.depth - 1):
-            h = Conv(self.features, (3, 3), use_bias=not self.use_bn, name=f"conv{i}", **layer)(h)
-            if self.use_bn:
-                h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-4,
-                                 dtype=self.dtype, param_dtype=jnp.float32, name=f"bn{i}")(h)
-            h = nn.relu(h)
-        # Zero-initialised, so the network starts as the identity. With BN the features have
-        # unit variance and a default-initialised last conv predicts huge "noise" (initial
-        # MSE 0.44); Adam's second moments then remember those gradients and training sits
-        # at the identity for ~1,000 steps (measured: 20.6 vs 28.2 dB after 300 steps).
-        noise = Conv(channels, (3, 3), name=f"conv{self.depth - 1}",
-                     kernel_init=nn.initializers.zeros, **layer)(h)
+        noise = predict_noise(x.astype(self.dtype), x.shape[-1], depth=self.depth,
+                              features=self.features, use_bn=self.use_bn, train=train,
+                              dtype=self.dtype)
         # Subtract in x's dtype: a bfloat16 difference would round the image.
         return x - noise.astype(x.dtype)
+
+
+def predict_noise(h: jnp.ndarray, channels: int, *, depth: int, features: int, use_bn: bool,
+                  train: bool, dtype: Any) -> jnp.ndarray:
+    """DnCNN's body, [B, H, W, C_in] -> noise [B, H, W, channels]: conv+ReLU, depth - 2 ×
+    (conv [+ BN] + ReLU), conv. Called inside a module's compact method, so its layers
+    (conv0 … conv{depth-1}, bn1 …) belong to that module (DnCNN, and FFDNet at quarter
+    resolution)."""
+    layer = dict(padding="SAME", dtype=dtype, param_dtype=jnp.float32)
+    h = nn.relu(Conv(features, (3, 3), name="conv0", **layer)(h))
+    for i in range(1, depth - 1):
+        h = Conv(features, (3, 3), use_bias=not use_bn, name=f"conv{i}", **layer)(h)
+        if use_bn:
+            h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-4,
+                             dtype=dtype, param_dtype=jnp.float32, name=f"bn{i}")(h)
+        h = nn.relu(h)
+    # Zero-initialised, so the network starts as the identity. With BN the features have
+    # unit variance and a default-initialised last conv predicts huge "noise" (initial
+    # MSE 0.44); Adam's second moments then remember those gradients and training sits
+    # at the identity for ~1,000 steps (measured: 20.6 vs 28.2 dB after 300 steps).
+    return Conv(channels, (3, 3), name=f"conv{depth - 1}", kernel_init=nn.initializers.zeros,
+                **layer)(h)

@@ -18,8 +18,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from denoise_jax.errors import UserError
+from denoise_jax.models.dncnn import predict_noise
 from denoise_jax.models.layers import (
-    Conv,
     crop_to,
     depth_to_space,
     pad_to_multiple,
@@ -50,20 +50,11 @@ class FFDNet(nn.Module):
             raise UserError(
                 f"ffdnet: depth must be >= 2 and features >= 1, got {self.depth}, {self.features}"
             )
-        layer = dict(padding="SAME", dtype=self.dtype, param_dtype=jnp.float32)
         padded, hw = pad_to_multiple(x, 2)
-        h = space_to_depth(padded.astype(self.dtype))
-        quarter = h.shape[-1]
-        h = nn.relu(Conv(self.features, (3, 3), name="conv0", **layer)(h))
-        for i in range(1, self.depth - 1):
-            h = Conv(self.features, (3, 3), use_bias=not self.use_bn, name=f"conv{i}", **layer)(h)
-            if self.use_bn:
-                h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-4,
-                                 dtype=self.dtype, param_dtype=jnp.float32, name=f"bn{i}")(h)
-            h = nn.relu(h)
-        # Zero: the untrained net is the identity (see dncnn.py for why that matters).
-        noise = Conv(quarter, (3, 3), kernel_init=nn.initializers.zeros,
-                     name=f"conv{self.depth - 1}", **layer)(h)
+        quarter = space_to_depth(padded.astype(self.dtype))
+        noise = predict_noise(quarter, quarter.shape[-1], depth=self.depth,
+                              features=self.features, use_bn=self.use_bn, train=train,
+                              dtype=self.dtype)
         noise = crop_to(depth_to_space(noise), hw)
         # Subtract in x's dtype: a bfloat16 difference would round the image.
         return x - noise.astype(x.dtype)

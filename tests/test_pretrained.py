@@ -67,13 +67,15 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, p
                    "denoise-jax eval --methods noisy,nlm,bm3d,pretrained:gauss_gray",
                    "skimage:test:gray", "Steps**: 4", "CPU", "| gauss_gray ×8 ensemble |",
                    ship.PHOTOS_HEADING, "### `photos:val:gray`, noise `gaussian:50`",
-                   "--input 8bit --worst-vs bm3d"):
+                   "--input 8bit --worst-vs bm3d", f"]({ship.CURVE})"):
         assert needle in text, needle
     assert text.count("### ") == 2 * len(ship.GAUSS_LEVELS)  # photos:val, then skimage
     row = next(line for line in text.splitlines() if line.startswith("| gauss_gray |"))
     assert " / " in row.split("|")[2] and "dB (" in row.split("|")[5]  # float / 8-bit; worst
-    # 3 noise levels × 2 inputs of classical scores cached; a re-score reuses them exactly
-    assert len(os.listdir(tmp_path / "scores")) == 6
+    assert (root / "gauss_gray" / ship.CURVE).stat().st_size > 1000
+    # 3 noise levels × 2 inputs of classical scores cached, and the validation references;
+    # a re-score reuses them exactly
+    assert len(os.listdir(tmp_path / "scores")) == 7
     again = ship.rescore("gauss_gray", str(root), crop=24)
     assert again.count(ship.PHOTOS_HEADING) == 1
     assert next(line for line in again.splitlines() if line.startswith("| BM3D |")) == next(

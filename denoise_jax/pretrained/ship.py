@@ -150,6 +150,42 @@ def rescore(name: str, root: str = pretrained.ROOT, seed: int = 0,
     return text
 
 
+def validation_references(config) -> dict[str, float]:
+    """NLM's and BM3D's PSNR on exactly the run's validation inputs (its `eval` settings),
+    to draw beside its learning curve."""
+    from denoise_jax import train
+
+    dataset = train.validation_set(config)
+    noise_spec = config.eval.get("noise")
+    if dataset is None or noise_spec in (None, "real"):
+        return {}
+    found = classical_results(dataset, config.eval.data, noise_spec, config.seed, "float",
+                              config.eval.get("crop") or None)
+    return {f"{label} (σ given)": found[label].psnr for label in ("NLM", "BM3D")}
+
+
+def learning_curve(run_dir: str, path: str, name: str, config) -> None:
+    """The run's validation PSNR against CPU-hours, NLM and BM3D drawn on the same inputs."""
+    from denoise_jax import curves
+
+    where = f"{config.eval.data}, {config.eval.noise}" + (
+        f", centre {config.eval.crop}² crops" if config.eval.get("crop") else "")
+    curves.plot({name: run_dir}, path, validation_references(config),
+                title=f"{name}: validation PSNR ({where})")
+
+
+CURVE = "learning_curve.png"
+DATA_TEXT = {
+    "skimage": "scikit-image's bundled training photos; the test photos are never seen",
+    "photos": "the photo corpus's 232 training photos, `denoise-jax data build photos`; "
+              "no photo or scene of photos:val is among them",
+}
+
+
+def data_text(spec: str) -> str:
+    return DATA_TEXT.get(spec.split(":")[0], "see the config below")
+
+
 PHOTOS_HEADING = "## Held-out scores: `photos:val`"
 SKIMAGE_HEADING = "## Held-out scores: scikit-image test photos"
 OLD_HEADING = "## Held-out scores\n"
@@ -216,14 +252,19 @@ def card(name: str, method: str, run_dir: str, step: int,
         f"- **Trained by**: `denoise-jax train --config {config_arg(name)} "
         f"--workdir runs/{name}`, then `python -m denoise_jax.pretrained.ship runs/{name} "
         f"{name}`.",
-        f"- **Data**: `{config.data.train}` (scikit-image's bundled training photos; "
-        "the test photos are never seen), random "
-        f"{config.data.patch}² crops, batch {config.data.batch}, flips and 90° rotations; "
-        f"noise `{config.noise}` drawn per image.",
+        f"- **Data**: `{config.data.train}` ({data_text(config.data.train)}), "
+        f"random {config.data.patch}² crops, batch {config.data.batch}, flips and 90° rotations"
+        + (", a random colour-channel order" if config.data.get("permute_channels") else "")
+        + f"; noise `{config.noise}` drawn per crop"
+        + (f", {config.noise_8bit_share:.0%} of the noisy crops rounded to 8 bits"
+           if config.get("noise_8bit_share") else "") + ".",
         f"- **Steps**: {step} (EMA {config.ema} weights of the last step; no checkpoint "
         "was picked on test scores).",
         f"- **Hardware**: {hardware()}; training time {seconds / 60:.0f} min (summed from the "
         "logged step rates of every resumed chunk).",
+        "",
+        "![validation PSNR against CPU-hours, with NLM and BM3D on the same inputs]"
+        f"({CURVE})",
         "",
         "",
     ]
@@ -280,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         dest = os.path.join(args.root, args.name)
         step = checkpoints.export(args.run_dir, dest, args.which)
         config = checkpoints.load_config(dest)
+        learning_curve(args.run_dir, os.path.join(dest, CURVE), args.name, config)
         method = f"pretrained:{args.name}" if args.root == pretrained.ROOT else dest
         tables = []
         for data_spec, noise_spec in protocol(config):

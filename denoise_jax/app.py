@@ -254,8 +254,7 @@ def _load_model(workdir: str, tile: int, ensemble: bool):
     """A `Denoiser` for "DIR", "DIR@best" or "DIR@latest"."""
     from denoise_jax.inference import Denoiser
 
-    path, _, which = workdir.partition("@")
-    return Denoiser.from_workdir(path, which or "best", tile=tile, ensemble=ensemble)
+    return Denoiser.from_spec(workdir, tile=tile, ensemble=ensemble)
 
 
 def _setup_caches() -> dict[str, Any]:

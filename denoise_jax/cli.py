@@ -131,7 +131,7 @@ SHIPPED = "gauss_rgb"  # the shipped colour model, tabled beside the demo's own
 
 def run_demo(args: argparse.Namespace) -> int:
     """Trains a small colour denoiser, then tables it against noisy, NLM and BM3D."""
-    from denoise_jax import baselines, checkpoints, data, evaluate, train
+    from denoise_jax import configs, data, evaluate, methods, train
     from denoise_jax.configs import EXPERIMENTS as experiments
     from denoise_jax.images import write_text
 
@@ -148,7 +148,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"resumes) -> {run_dir}",
         flush=True,
     )
-    train.main(["denoise-jax train", "--config", config, "--workdir", run_dir])
+    train.train_and_evaluate(configs.load(config), run_dir)
     print(
         f"\n2) score it against classical methods on the held-out colour photos "
         f"(centre {args.crop}×{args.crop} crops), noise gaussian:25, with the shipped "
@@ -156,11 +156,11 @@ def run_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     dataset = data.load("skimage:test:rgb")
-    methods = {name: baselines.get_baseline(name) for name in ("noisy", "nlm", "bm3d")}
-    methods["dncnn (trained by the demo)"] = checkpoints.load_method(run_dir)
-    methods[f"{SHIPPED} (shipped)"] = evaluate.resolve_method(f"pretrained:{SHIPPED}")
+    table = {name: methods.classical(name) for name in ("noisy", "nlm", "bm3d")}
+    table["dncnn (trained by the demo)"] = methods.load_method(run_dir)
+    table[f"{SHIPPED} (shipped)"] = methods.resolve(f"pretrained:{SHIPPED}")
     report = evaluate.evaluate(
-        methods,
+        table,
         dataset,
         "gaussian:25",
         0,
@@ -213,9 +213,9 @@ def pretrained_table() -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from denoise_jax import train
+    from denoise_jax import train_cmd
 
-    return train.main(["denoise-jax train", *args.rest])
+    return train_cmd.main(["denoise-jax train", *args.rest])
 
 
 def run_data(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ Args: "tiny" (a few steps, for tests); "tfds" (read TFDS mnist prepared in
 
 from ml_collections import ConfigDict
 
-from denoise_jax.configs import sibling
+from denoise_jax.configs import parse_arg, sibling
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
@@ -47,13 +47,11 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.eval.data = "mnist_5k:test"
     config.eval.noise = "keras:0.5"
     config.eval.samples = 4
-    for token in (arg or "").split(","):
-        if token == "tfds":
-            config.data.train, config.eval.data = "tfds:mnist:train", "tfds:mnist:test"
-            config.num_epochs = 100  # the seed's count, over the full 60,000 digits
-        elif token == "tiny":
-            base.shrink(config)
-            config.data.batch = 8
-        elif token:
-            raise ValueError(f"mnist_dae: unknown arg {token!r} (use tiny and/or tfds)")
+    args = parse_arg(arg, "mnist_dae", flags=("tfds",))
+    if "tfds" in args.flags:
+        config.data.train, config.eval.data = "tfds:mnist:train", "tfds:mnist:test"
+        config.num_epochs = 100  # the seed's count, over the full 60,000 digits
+    if args.tiny:
+        base.shrink(config)
+        config.data.batch = 8
     return config

@@ -8,12 +8,12 @@ Args: "tiny", "tfds" (as in mnist_dae.py).
 
 from ml_collections import ConfigDict
 
-from denoise_jax.configs import sibling
+from denoise_jax.configs import parse_arg, sibling
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
     config = sibling(__file__, "mnist_dae").get_config(arg)
     config.model = ConfigDict({"name": "dae_conv", "features": 32})
-    if "tiny" in (arg or "").split(","):
+    if parse_arg(arg, "mnist_dae_conv", flags=("tfds",)).tiny:
         config.model.features = 4
     return config

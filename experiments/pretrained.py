@@ -31,18 +31,14 @@ checkpoint is shipped (`python -m denoise_jax.pretrained.ship`).
 
 from ml_collections import ConfigDict
 
-from denoise_jax.configs import sibling
+from denoise_jax.configs import parse_arg, sibling
 
 VARIANTS = ("gauss_rgb", "gauss_gray", "camera")
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
-    tokens = [t for t in (arg or "").split(",") if t]
-    variant = tokens[0] if tokens else ""
-    if variant not in VARIANTS or any(t != "tiny" for t in tokens[1:]):
-        raise ValueError(
-            f"pretrained: got {arg!r}; use one of {', '.join(VARIANTS)}, optionally ',tiny'"
-        )
+    args = parse_arg(arg, "pretrained", variants=VARIANTS)
+    variant = args.variant
     base = sibling(__file__, "base")
     config = base.get_config()
     config.model = ConfigDict({"name": "nafnet_tiny", "width": 16})
@@ -73,7 +69,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     else:
         config.noise = config.eval.noise = "camera"
         config.num_steps = 800
-    if "tiny" in tokens:
+    if args.tiny:
         base.shrink(config)
         config.model = ConfigDict({"name": "nafnet_tiny", "width": 4})
         config.data.patch = 16

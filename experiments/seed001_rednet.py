@@ -26,7 +26,7 @@ images, narrower model, lr 3e-4, 1,000 steps; not the seed's model size or sched
 
 from ml_collections import ConfigDict
 
-from denoise_jax.configs import sibling
+from denoise_jax.configs import parse_arg, sibling
 
 SEED_TRAIN_PAIRS = 241
 SEED_BATCH = 4
@@ -65,10 +65,7 @@ def seed001_config(model: dict, arg: str | None, *, tiny_model: dict, cpu_model:
     config.eval.resize = 256
     config.eval.crop = None
     config.eval.max_images = None
-    tokens = [t for t in (arg or "").split(",") if t]
-    for token in tokens:
-        if token not in ("tiny", "cpu"):
-            raise ValueError(f"{who}: unknown arg {token!r} (use tiny or cpu)")
+    tokens = parse_arg(arg, who, flags=("cpu",)).flags
     if "tiny" in tokens:
         base.shrink(config)
         config.model = ConfigDict(tiny_model)

@@ -22,13 +22,19 @@ EXAMPLES = textwrap.dedent(
       denoise-jax eval --methods noisy,wavelet --data pairs:~/my_pairs    # real noisy/clean pairs
       denoise-jax eval --methods noisy,nlm,bm3d,pretrained:gauss_rgb --data photos:val \
           --noise gaussian:25 --input 8bit --worst-vs bm3d    # as your 8-bit files hold it
-
-    data specs:   photos:train|val[:gray] (after `denoise-jax data build photos`),
-                  skimage:train|test[:rgb|:gray], mnist_5k:train|test, folder:PATH, pairs:PATH
-    noise specs:  gaussian:25, gaussian:0-55, keras:0.5, poisson:30, poisson-gaussian:0.01,0.0002,
-                  saltpepper:0.05, speckle:0.1, camera
     """
 )
+
+
+def _examples() -> str:
+    """EXAMPLES with the data and noise specs each registry knows."""
+    from denoise_jax import data, noise
+
+    specs = (("data specs", data.spec_examples()), ("noise specs", noise.examples()))
+    return EXAMPLES + "\n" + "".join(
+        textwrap.fill(text, 96, initial_indent=f"    {title + ':':<14}",
+                      subsequent_indent=" " * 18, break_on_hyphens=False) + "\n"
+        for title, text in specs)
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -229,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="denoise-jax",
         description="Image denoising in JAX: evaluate classical and learned denoisers with one "
         "pinned PSNR/SSIM.",
-        epilog=EXAMPLES,
+        epilog=_examples(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -237,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "eval",
         help="score methods on a data set with added or real noise",
-        epilog=EXAMPLES,
+        epilog=_examples(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_eval_args(p)

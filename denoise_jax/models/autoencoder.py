@@ -21,7 +21,7 @@ from denoise_jax.models.registry import register
 _KERAS_INIT = nn.initializers.glorot_uniform()
 
 
-@register("dae_dense")
+@register("dae_dense", tiny=dict(hidden=16))
 class DenseDAE(nn.Module):
     """Dense denoising autoencoder (seed 000): flatten, Dense(32, relu), Dense(784, sigmoid).
 
@@ -53,7 +53,7 @@ class DenseDAE(nn.Module):
         return out.reshape(x.shape).astype(x.dtype)
 
 
-@register("dae_conv")
+@register("dae_conv", tiny=dict(features=8))
 class ConvDAE(nn.Module):
     """Conv DAE (Keras blog): Conv32-pool-Conv32-pool / Conv32-up-Conv32-up-Conv(C, sigmoid).
 

@@ -66,7 +66,7 @@ class ConvBNReLU(nn.Module):
         return nn.relu(x)
 
 
-@register("mwcnn")
+@register("mwcnn", tiny=dict(widths=(4, 4), convs_per_level=2))
 class MWCNN(nn.Module):
     """MWCNN as in the paper: Haar-DWT U-Net of conv+BN+ReLU layers with a global residual.
 
@@ -129,7 +129,7 @@ class SeedConvBlock(nn.Module):
         return x
 
 
-@register("mwcnn_seed")
+@register("mwcnn_seed", tiny=dict(features=4))
 class MWCNNSeed(nn.Module):
     """Seed 001's MWCNN: 4 unscaled-Haar levels, Conv_blocks f/2f/4f/8f/8f/8f, no residual.
 

@@ -166,7 +166,8 @@ def _check(name: str, features: int, levels: int) -> None:
         raise UserError(f"{name}: features and unet_levels must be >= 1, got {features}, {levels}")
 
 
-@register("pridnet")
+# Tiny: five U-Net branches compile slowly; one level keeps the paper variant cheap.
+@register("pridnet", tiny=dict(features=4, unet_levels=1))
 class PRIDNet(nn.Module):
     """PRIDNet as in the paper / official code; LeakyReLU 0.2.
 
@@ -209,7 +210,8 @@ class PRIDNet(nn.Module):
         return crop_to(out, hw).astype(x.dtype)
 
 
-@register("pridnet_seed")
+# Tiny: two levels cover the seed's 3×3 stride-2 up-sampling (the odd-size risk).
+@register("pridnet_seed", tiny=dict(features=4, unet_levels=2))
 class PRIDNetSeed(nn.Module):
     """Seed 001's PRIDNet (~291M parameters at the defaults); ReLU.
 

@@ -26,7 +26,7 @@ from denoise_jax.models.registry import register
 _HE_INIT = nn.initializers.kaiming_normal()
 
 
-@register("rednet")
+@register("rednet", tiny=dict(depth=2, features=8))
 class REDNet(nn.Module):
     """RED-Net: `depth` 3×3 convs then `depth` 3×3 deconvs, symmetric skips, global residual.
 

@@ -1,4 +1,4 @@
-"""Seed 000: the dense denoising autoencoder on MNIST (784 -> 32 -> 784, sigmoid, BCE).
+"""The Keras MNIST autoencoder: dense denoising autoencoder (784 -> 32 -> 784, sigmoid, BCE).
 
 As the seed: Dense(32, relu) code (its text says 64, its code 32), binary cross-entropy,
 Adadelta, batch 128, noise x + 0.5 N(0, 1) clipped to [0, 1]. Data: the 5,000 real MNIST

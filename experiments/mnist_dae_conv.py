@@ -1,4 +1,6 @@
-"""Seed 000's conv variant (Keras blog): Conv32-pool-Conv32-pool / Conv32-up-Conv32-up-Conv1.
+"""The Keras MNIST autoencoder's conv variant (Keras blog).
+
+Conv32-pool-Conv32-pool / Conv32-up-Conv32-up-Conv1.
 
 Trained as the dense seed (`mnist_dae.py`): BCE, Adadelta lr 1.0 (the old Keras meaning,
 see there), its epochs (300 on mnist_5k; see there), batch 128, noise keras:0.5, the

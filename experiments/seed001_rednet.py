@@ -1,4 +1,4 @@
-"""Seed 001: REDNet (5 conv + 5 deconv, 64 features) under the seed's training protocol.
+"""The real-noise comparison's REDNet (5 conv + 5 deconv, 64 features) under its protocol.
 
 The protocol (shared by seed001_mwcnn.py and seed001_pridnet.py through `seed001_config`):
 whole images resized to 256×256 (no crops), random flips / 90° rotations, batch 4, MSE,
@@ -36,7 +36,8 @@ STEPS_PER_EPOCH = -(-SEED_TRAIN_PAIRS // SEED_BATCH)  # 61
 
 def seed001_config(model: dict, arg: str | None, *, tiny_model: dict, cpu_model: dict,
                    who: str) -> ConfigDict:
-    """The seed 001 protocol (module docstring) around `model`; `arg`: "", "tiny" or "cpu"."""
+    """The real-noise comparison's protocol (module docstring) around `model`; `arg`: "",
+    "tiny" or "cpu"."""
     base = sibling(__file__, "base")
     config = base.get_config()
     config.model = ConfigDict(model)

@@ -1,4 +1,4 @@
-"""Real noisy/clean pairs in training, `data.name`, the seed 001 protocol and experiments.
+"""Real noisy/clean pairs in training, `data.name`, the real-noise comparison and experiments.
 
 The must-show flow runs end to end on a generated fixture folder:
 `denoise-jax data build paired_folder --manual-dir DIR`, then

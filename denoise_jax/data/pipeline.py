@@ -63,7 +63,8 @@ def training_source(spec: str, download: bool = False,
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
-    """[H, W, C] float32 -> [size, size, C], bilinear (cv2.resize, as seed 001); same if equal."""
+    """[H, W, C] float32 -> [size, size, C], bilinear (cv2.resize, as the real-noise
+    comparison); the same array if equal."""
     import cv2
 
     if image.shape[:2] == (size, size):

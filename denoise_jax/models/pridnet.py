@@ -20,7 +20,8 @@ with f = `features` = 32 and C the image channels (the paper: raw, C = 1; here 1
   Parameters at the defaults: 74,185,129 (grey) / 74,226,403 (colour), almost all in
   the five U-Nets (14.8M each).
 
-`pridnet_seed` — seed 001's Keras variant (DESIGN §3), f = `features` = 64:
+`pridnet_seed` — the real-noise comparison's Keras variant (docs/reference.md#architectures),
+f = `features` = 64:
     4 × conv(f) + ReLU -> channel attention (GAP -> Dense(2) ReLU -> Dense(f) sigmoid)
     -> conv 3×3 to C (linear) -> concat [input, that] (2C = 6 for colour)
     -> 5 branches, avg-pool by 1, 2, 4, 8, 16 -> U-Net f..16f (64..1024) -> 1×1 conv to C
@@ -213,7 +214,7 @@ class PRIDNet(nn.Module):
 # Tiny: two levels cover the seed's 3×3 stride-2 up-sampling (the odd-size risk).
 @register("pridnet_seed", tiny=dict(features=4, unet_levels=2))
 class PRIDNetSeed(nn.Module):
-    """Seed 001's PRIDNet (~291M parameters at the defaults); ReLU.
+    """The real-noise comparison's PRIDNet (~291M parameters at the defaults); ReLU.
 
     Tiny: `features=4, unet_levels=2`.
 

@@ -13,7 +13,8 @@ Schema (every field can be overridden: `--config.optimizer.lr=3e-4`):
                         tfds:NAME:train@DATA_DIR and validates on its test split (else
                         validation; neither: no evaluation); "seed001" trains on the
                         real-noise comparison's 241 pairs of data.sidd_dir/renoir_dir/
-                        nind_dir and validates on its 61. Overrides data.train and eval.data; None (default): use them.
+                        nind_dir and validates on its 61. Overrides data.train and
+                        eval.data; None (default): use them.
   data.data_dir         tfds data folder for data.name (None: $TFDS_DATA_DIR, else
                         ~/tensorflow_datasets)
   data.sidd_dir, data.renoir_dir, data.nind_dir   manual folders for data.name=seed001

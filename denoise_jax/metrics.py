@@ -106,7 +106,7 @@ def ssim(
 
 
 def ssim_seed(pred: np.ndarray, target: np.ndarray) -> np.ndarray | float:
-    """The real-noise comparison's SSIM, only to reproduce its table. NOT the project's `ssim`.
+    """The real-noise comparison's SSIM, to reproduce its table: NOT the project's metric.
 
     scikit-image `structural_similarity` with its defaults (7×7 uniform window, sample
     covariance), `data_range = pred.max() - pred.min()` per image, channels averaged.

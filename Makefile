@@ -32,7 +32,8 @@ chromium:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
 	  echo "note: chromium not installed; tests/test_app_browser.py will be skipped"
 
-test: $(STAMP) $(BENCH_STAMP) chromium
+# The import-layer contract ([tool.importlinter] in pyproject.toml) and ruff run first.
+test: $(STAMP) $(BENCH_STAMP) chromium lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
@@ -49,6 +50,7 @@ bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.report --readme README.md
 
 lint: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/ruff check denoise_jax tests experiments benchmarks
 
 clean:

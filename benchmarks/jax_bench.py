@@ -111,9 +111,10 @@ def _load(spec: dict[str, Any]):
     import jax.numpy as jnp
 
     if spec.get("pretrained"):
-        from denoise_jax import checkpoints, inference, pretrained
+        from denoise_jax import inference, methods
 
-        model, variables, from_logits, _ = checkpoints.load_run(pretrained.find(spec["pretrained"]))
+        model, variables, from_logits, _ = methods.load_run(
+            *methods.parse_spec(f"pretrained:{spec['pretrained']}"))
         return model, variables, from_logits, inference.model_channels(model, variables) or 3
     model = _model(spec)
     x = jnp.zeros((1, 32, 32, spec["channels"]), jnp.float32)

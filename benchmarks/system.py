@@ -156,9 +156,7 @@ def experiment_config(spec: str):
     """The config of `experiments/NAME.py` for spec "NAME[:ARG]" (as `--config` loads it)."""
     from denoise_jax import configs
 
-    name, _, arg = spec.partition(":")
-    module = configs.sibling(str(configs.EXPERIMENTS / "base.py"), name)
-    return module.get_config(arg or None)
+    return configs.load(spec)
 
 
 def make_workdir(folder: str, spec: str) -> str:
@@ -169,10 +167,10 @@ def make_workdir(folder: str, spec: str) -> str:
     """
     import jax
 
-    from denoise_jax import checkpoints, optim, train
+    from denoise_jax import checkpoints, methods, optim, train
 
     config = experiment_config(spec)
-    model, _ = train.build_model(config)
+    model, _ = methods.build_model(config)
     tx = optim.make_optimizer(config.optimizer, int(config.num_steps))
     state = train.create_state(jax.random.PRNGKey(0), model, tx, (16, 16, 3),
                                ema=bool(config.get("ema")))
@@ -411,7 +409,7 @@ def _child_main() -> None:
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from denoise_jax import optim, train
+    from denoise_jax import methods, optim, train
     from denoise_jax.data import pipeline
 
     job = json.loads(sys.argv[1])
@@ -432,7 +430,7 @@ def _child_main() -> None:
             num_threads=config.data.get("num_threads", 2),
             prefetch=config.data.get("prefetch", 8))
 
-    model, from_logits = train.build_model(config)
+    model, from_logits = methods.build_model(config)
     total = train.num_steps(config, len(train_data))
     tx = optim.make_optimizer(config.optimizer, total)
     init_key, noise_key = jax.random.split(jax.random.PRNGKey(config.seed))

@@ -32,7 +32,6 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif"]
 # Bundled photos always; the photo corpus's held-out photos too once it is built.
 SAMPLE_SPECS = ("skimage:test", "photos:val")
 DEFAULT_METHOD = "nlm_cv"  # about 0.4 s for a 512² colour photo on one CPU core
-NOISE_KINDS = ("gaussian", "poisson", "saltpepper", "speckle", "camera")
 ZOOM_SIZES = (32, 64, 128, 256)
 ZOOM_DISPLAY = 256  # zoomed crops are enlarged (nearest neighbour) to about this width
 
@@ -51,19 +50,20 @@ class Source:
 # Pure helpers (no Streamlit): tested directly
 
 
+def noise_kinds() -> list[str]:
+    """The noise families the page offers (those with a `noise.Control`)."""
+    from denoise_jax import noise
+
+    return [f.name for f in noise.FAMILIES.values() if f.control is not None]
+
+
 def noise_spec(kind: str, level: float) -> str:
-    """The `noise.parse` spec for a kind and its slider value (ignored by "camera")."""
-    if kind == "gaussian":
-        return f"gaussian:{level:g}"
-    if kind == "poisson":
-        return f"poisson:{level:g}"
-    if kind == "saltpepper":
-        return f"saltpepper:{level:g}"
-    if kind == "speckle":
-        return f"speckle:{level:g}"
-    if kind == "camera":
-        return "camera"
-    raise ValueError(f"unknown noise kind {kind!r}")
+    """The `noise.parse` spec for a kind and its slider value (ignored without a slider)."""
+    from denoise_jax import noise
+
+    if kind not in noise_kinds():
+        raise ValueError(f"unknown noise kind {kind!r}")
+    return f"{kind}:{level:g}" if noise.FAMILIES[kind].control.label else kind
 
 
 def to_display(image: np.ndarray) -> np.ndarray:
@@ -254,8 +254,7 @@ def _load_model(workdir: str, tile: int, ensemble: bool):
     """A `Denoiser` for "DIR", "DIR@best" or "DIR@latest"."""
     from denoise_jax.inference import Denoiser
 
-    path, _, which = workdir.partition("@")
-    return Denoiser.from_workdir(path, which or "best", tile=tile, ensemble=ensemble)
+    return Denoiser.from_spec(workdir, tile=tile, ensemble=ensemble)
 
 
 def _setup_caches() -> dict[str, Any]:
@@ -299,18 +298,16 @@ def _sidebar_noise(st, is_sample: bool) -> str | None:
     )
     if not add:
         return None
-    kind = st.sidebar.selectbox("Noise model", NOISE_KINDS, key="noise_kind")
-    if kind == "gaussian":
-        level = st.sidebar.slider("σ (0–255 scale)", 1, 100, 25, key="sigma255")
-    elif kind == "poisson":
-        level = st.sidebar.slider("Peak photon count (lower = noisier)", 1, 200, 30, key="peak")
-    elif kind == "saltpepper":
-        level = st.sidebar.slider("Fraction of pixels hit", 0.01, 0.5, 0.05, key="sp")
-    elif kind == "speckle":
-        level = st.sidebar.slider("Speckle σ", 0.01, 0.5, 0.1, key="speckle")
+    from denoise_jax import noise
+
+    kind = st.sidebar.selectbox("Noise model", noise_kinds(), key="noise_kind")
+    control = noise.FAMILIES[kind].control
+    level = 0.0
+    if control.label:
+        level = st.sidebar.slider(control.label, control.lo, control.hi, control.default,
+                                  key=control.key)
     else:
-        st.sidebar.caption("Camera: sRGB → raw, shot + read noise, back to sRGB (random level).")
-        level = 0.0
+        st.sidebar.caption(control.caption)
     return noise_spec(kind, level)
 
 

@@ -194,8 +194,6 @@ def _make(name: str, method: Callable[[np.ndarray, float], np.ndarray]) -> Denoi
     return denoise
 
 
-noisy.uses_sigma = False  # the table's σ column shows "-" for it
-
 _REGISTRY: dict[str, Denoiser] = {"noisy": noisy}
 _REGISTRY.update({name: _make(name, method) for name, method in _METHODS.items()})
 

@@ -1,4 +1,4 @@
-"""Checkpoints of a training workdir, and trained runs as evaluation methods.
+"""Checkpoints of a training workdir: save, restore, config.json (nothing else).
 
 Layout: `WORKDIR/config.json` (the config of the latest run) and `WORKDIR/checkpoints/<step>/`
 with two items, `state` (the `TrainState` pytree) and `data_iter` (the input pipeline's
@@ -7,9 +7,8 @@ the best by validation PSNR. A checkpoint that does not read back is skipped wit
 warning (training moves it to `WORKDIR/checkpoints_damaged/`); a save that fails for lack of
 room or permission is a one-line `UserError` that leaves the previous checkpoints as they were.
 
-Importing this module registers a resolver with `denoise_jax.evaluate`, so a workdir
-path (optionally `DIR@best` or `DIR@latest`) or a shipped model (`pretrained:NAME`) works as
-a method name: `evaluate.evaluate(["noisy", "runs/x", "pretrained:gauss_rgb"], ...)`.
+Turning a checkpoint into a denoiser (and `DIR@best|latest`, `pretrained:NAME`) is
+`denoise_jax.methods`' job.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from typing import Any
 
 from ml_collections import ConfigDict
 
-from denoise_jax import evaluate
 from denoise_jax.errors import UserError
 from denoise_jax.images import place_error
 
@@ -438,92 +436,10 @@ def write_config(workdir: str, config: ConfigDict, announce: bool = True) -> lis
 
 
 # ---------------------------------------------------------------------------------------------
-# Trained runs as evaluation methods.
+# What a folder is.
 
 
 def is_workdir(path: str) -> bool:
     """True for a directory that holds a training run (config.json or checkpoints/)."""
     return os.path.isdir(path) and (os.path.exists(os.path.join(path, CONFIG))
                                     or os.path.isdir(os.path.join(path, CHECKPOINTS)))
-
-
-def load_run(workdir: str, which: str = "best") -> tuple[Any, dict, bool, int]:
-    """(model, variables, from_logits, step) of the training run in `workdir`.
-
-    `which`: "best" (highest validation PSNR; the newest when none was evaluated) or
-    "latest". Uses the EMA parameters when the run kept them. A checkpoint that does not
-    read back is skipped with a one-line warning in favour of the next; nothing in the
-    workdir is moved or written (it may be training right now). Never touches the network.
-    """
-    from denoise_jax import train
-
-    if which not in ("best", "latest"):
-        raise UserError(f"which checkpoint: 'best' or 'latest', not {which!r}")
-    if not os.path.isdir(workdir):
-        raise UserError(f"no such workdir: {workdir!r}")
-    config = load_config(workdir)
-    folder = os.path.join(workdir, CHECKPOINTS)
-    if not os.path.isdir(folder):
-        raise UserError(f"{workdir} has no checkpoints yet: train it first "
-                        f"(denoise-jax train --config ... --workdir {workdir})")
-    found = restore(workdir, data_iter=False, best=which == "best", set_aside=False)
-    if found is None:
-        raise UserError(f"{workdir} has no finished checkpoint: train it longer")
-    step, state, _ = found
-    model, from_logits = train.build_model(config)
-    params = state.get("ema_params") or state["params"]
-    variables = {"params": params}
-    if state.get("batch_stats"):
-        variables["batch_stats"] = state["batch_stats"]
-    return model, variables, from_logits, int(step)
-
-
-def load_method(workdir: str, which: str = "best") -> evaluate.Method:
-    """The run in `workdir` as a blind denoiser `denoise(noisy [H, W, C], sigma) -> [H, W, C]`
-    (whole-image; `inference.Denoiser` adds tiling and self-ensembling)."""
-    from denoise_jax import train
-
-    model, variables, from_logits, step = load_run(workdir, which)
-    name = os.path.basename(os.path.normpath(workdir))
-    method = train.make_method(model, variables, from_logits, name)
-    method.step = step
-    return method
-
-
-def export(workdir: str, dest: str, which: str = "latest") -> int:
-    """Writes the weights `load_run(workdir, which)` evaluates with to `dest`; returns the step.
-
-    `dest` becomes a minimal workdir (config.json and one checkpoint holding only the
-    evaluation parameters — EMA when kept — and batch statistics: no optimizer state, no
-    pipeline position), which every loader reads like the run itself: how shipped
-    pretrained models are made. `dest` must not exist yet.
-    """
-    if os.path.exists(dest):
-        raise UserError(f"{dest} already exists: export to a new folder")
-    _, variables, _, step = load_run(workdir, which)
-    write_config(dest, load_config(workdir), announce=True)
-    mngr = manager(dest, keep=1)
-    try:
-        save(mngr, step, variables, {})
-        mngr.wait_until_finished()
-    finally:
-        mngr.close()
-    return step
-
-
-PRETRAINED_PREFIX = "pretrained:"
-
-
-def _resolve(name: str) -> evaluate.Method | None:
-    path, _, which = name.partition("@")
-    if path.startswith(PRETRAINED_PREFIX):
-        from denoise_jax import pretrained
-
-        path = pretrained.find(path[len(PRETRAINED_PREFIX):])
-    path = os.path.expanduser(path)
-    if not is_workdir(path):
-        return None
-    return load_method(path, which or "best")
-
-
-evaluate.register_resolver(_resolve)

@@ -22,13 +22,19 @@ EXAMPLES = textwrap.dedent(
       denoise-jax eval --methods noisy,wavelet --data pairs:~/my_pairs    # real noisy/clean pairs
       denoise-jax eval --methods noisy,nlm,bm3d,pretrained:gauss_rgb --data photos:val \
           --noise gaussian:25 --input 8bit --worst-vs bm3d    # as your 8-bit files hold it
-
-    data specs:   photos:train|val[:gray] (after `denoise-jax data build photos`),
-                  skimage:train|test[:rgb|:gray], mnist_5k:train|test, folder:PATH, pairs:PATH
-    noise specs:  gaussian:25, gaussian:0-55, keras:0.5, poisson:30, poisson-gaussian:0.01,0.0002,
-                  saltpepper:0.05, speckle:0.1, camera
     """
 )
+
+
+def _examples() -> str:
+    """EXAMPLES with the data and noise specs each registry knows."""
+    from denoise_jax import data, noise
+
+    specs = (("data specs", data.spec_examples()), ("noise specs", noise.examples()))
+    return EXAMPLES + "\n" + "".join(
+        textwrap.fill(text, 96, initial_indent=f"    {title + ':':<14}",
+                      subsequent_indent=" " * 18, break_on_hyphens=False) + "\n"
+        for title, text in specs)
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -131,7 +137,7 @@ SHIPPED = "gauss_rgb"  # the shipped colour model, tabled beside the demo's own
 
 def run_demo(args: argparse.Namespace) -> int:
     """Trains a small colour denoiser, then tables it against noisy, NLM and BM3D."""
-    from denoise_jax import baselines, checkpoints, data, evaluate, train
+    from denoise_jax import configs, data, evaluate, methods, train
     from denoise_jax.configs import EXPERIMENTS as experiments
     from denoise_jax.images import write_text
 
@@ -148,7 +154,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"resumes) -> {run_dir}",
         flush=True,
     )
-    train.main(["denoise-jax train", "--config", config, "--workdir", run_dir])
+    train.train_and_evaluate(configs.load(config), run_dir)
     print(
         f"\n2) score it against classical methods on the held-out colour photos "
         f"(centre {args.crop}×{args.crop} crops), noise gaussian:25, with the shipped "
@@ -156,11 +162,11 @@ def run_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     dataset = data.load("skimage:test:rgb")
-    methods = {name: baselines.get_baseline(name) for name in ("noisy", "nlm", "bm3d")}
-    methods["dncnn (trained by the demo)"] = checkpoints.load_method(run_dir)
-    methods[f"{SHIPPED} (shipped)"] = evaluate.resolve_method(f"pretrained:{SHIPPED}")
+    table = {name: methods.classical(name) for name in ("noisy", "nlm", "bm3d")}
+    table["dncnn (trained by the demo)"] = methods.load_method(run_dir)
+    table[f"{SHIPPED} (shipped)"] = methods.resolve(f"pretrained:{SHIPPED}")
     report = evaluate.evaluate(
-        methods,
+        table,
         dataset,
         "gaussian:25",
         0,
@@ -213,9 +219,9 @@ def pretrained_table() -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from denoise_jax import train
+    from denoise_jax import train_cmd
 
-    return train.main(["denoise-jax train", *args.rest])
+    return train_cmd.main(["denoise-jax train", *args.rest])
 
 
 def run_data(args: argparse.Namespace) -> int:
@@ -229,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="denoise-jax",
         description="Image denoising in JAX: evaluate classical and learned denoisers with one "
         "pinned PSNR/SSIM.",
-        epilog=EXAMPLES,
+        epilog=_examples(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -237,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "eval",
         help="score methods on a data set with added or real noise",
-        epilog=EXAMPLES,
+        epilog=_examples(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_eval_args(p)

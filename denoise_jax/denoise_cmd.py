@@ -194,7 +194,7 @@ def _sigma01(sigma255: float | None) -> float | None:
 
 def build_method(args: argparse.Namespace) -> tuple[Callable, str, bool]:
     """(denoise(noisy, sigma) -> out, description, is_classical) from the arguments."""
-    from denoise_jax import baselines, inference, pretrained
+    from denoise_jax import baselines, inference, methods, pretrained
 
     options = dict(tile=args.tile, overlap=args.overlap, batch=args.tile_batch,
                    ensemble=args.ensemble, dtype=args.dtype, progress=True)
@@ -215,9 +215,8 @@ def build_method(args: argparse.Namespace) -> tuple[Callable, str, bool]:
         denoiser = inference.Denoiser.from_workdir(folder, "best", name=args.model, **options)
         label = f"pretrained {args.model}"
     else:
-        path, _, which = args.workdir.partition("@")
-        path = os.path.expanduser(path)
-        denoiser = inference.Denoiser.from_workdir(path, which or "best", **options)
+        path, which = methods.parse_spec(args.workdir)
+        denoiser = inference.Denoiser.from_workdir(path, which, **options)
         label = f"workdir {path}@{which or 'best'} (step {denoiser.step})"
     if args.sigma is not None:
         _note("--sigma is ignored: learned models are blind")

@@ -4,10 +4,10 @@ Training, notebooks, the CLI and the app all call `evaluate`; nothing else in th
 project computes PSNR or SSIM (those live in `metrics`, used only from here and from
 the training loss reports).
 
-A *method* is anything with the denoiser call shape
-`denoise(noisy: [H, W, C] float32, sigma: float | None) -> [H, W, C] float32`;
-names resolve through `resolve_method` (classical baselines by name, trained runs by
-workdir path).
+A *method* is a `methods.Method` (or a plain function, given default traits) with the
+denoiser call shape `denoise(noisy: [H, W, C] float32, sigma: float | None) -> [H, W, C]
+float32`; names resolve through `methods.resolve` (classical methods by name, trained runs
+by workdir path, shipped models as `pretrained:NAME`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -26,39 +26,19 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from denoise_jax import baselines, metrics, noise
+from denoise_jax import metrics, noise
 from denoise_jax.errors import UserError
+from denoise_jax.methods import Method, as_method, resolve
 
-Method = Callable[[np.ndarray, float | None], np.ndarray]
 INPUTS = ("float", "8bit")
 COLOUR_BIAS = ("per image, the largest |mean(output - clean)| over the channels, in levels "
                "of 255, averaged over the images (a colour cast; 0 for a neutral method)")
 
-# Resolvers for method names that are not baselines (e.g. trained workdirs). Each takes
-# the name and returns a Method, or None when the name is not its kind.
-_RESOLVERS: list[Callable[[str], Method | None]] = []
-
-
-def register_resolver(resolver: Callable[[str], Method | None]) -> None:
-    """Lets another module (e.g. training checkpoints) supply methods by name."""
-    _RESOLVERS.append(resolver)
-
 
 def resolve_method(name: str) -> Method:
-    """Returns the denoiser called `name`: a baseline, or whatever a resolver knows."""
-    if name in baselines.names():
-        return baselines.get_baseline(name)
-    # Imported here: it registers the training-workdir resolver and imports this module.
-    from denoise_jax import checkpoints  # noqa: F401
-
-    for resolver in _RESOLVERS:
-        method = resolver(name)
-        if method is not None:
-            return method
-    raise UserError(
-        f"unknown method {name!r}: use a classical method "
-        f"({', '.join(baselines.names())}) or a training workdir"
-    )
+    """Returns the denoiser called `name`: a classical method, a training workdir
+    (`DIR`, `DIR@best|latest`) or a shipped model (`pretrained:NAME`); see `methods.resolve`."""
+    return resolve(name)
 
 
 @dataclasses.dataclass
@@ -220,7 +200,7 @@ def evaluate(
     if input not in INPUTS:
         raise UserError(f"unknown input {input!r}: use {' or '.join(INPUTS)}")
     if isinstance(methods, dict):
-        resolved = dict(methods)
+        resolved = {name: as_method(name, m) for name, m in methods.items()}
     else:
         resolved = {name: resolve_method(name) for name in methods}
     if not resolved:
@@ -262,7 +242,7 @@ def evaluate(
         outputs = {}
         for name, method in resolved.items():
             bar.set_postfix_str(f"{name} on {example.name}")
-            if getattr(method, "compiles_per_shape", False) and (name, noisy.shape) not in warmed:
+            if method.compiles_per_shape and (name, noisy.shape) not in warmed:
                 method(noisy, known_sigma)  # compile outside the timing: s/MP is steady state
                 warmed.add((name, noisy.shape))
             start = time.perf_counter()
@@ -327,9 +307,9 @@ def worst_margin(rows: Sequence[dict[str, Any]], reference: Sequence[dict[str, A
 
 
 def _sigma_source(method: Method, known_sigma: float | None) -> str:
-    if not getattr(method, "uses_sigma", True):
+    if not method.uses_sigma:
         return "-"
-    if getattr(method, "blind", False):
+    if method.blind:
         return "blind"
     return "given" if known_sigma is not None else "estimated"
 

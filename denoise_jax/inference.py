@@ -6,8 +6,8 @@
 - `ensemble8(fn, image)`: the ×8 geometric self-ensemble (4 rotations × mirror).
 - `Denoiser`: a model + variables behind the evaluation call shape
   `denoise(noisy [H, W, C] float32, sigma) -> [H, W, C] float32 in [0, 1]`, with tiling,
-  optional ensemble, grey/colour adaptation and a compute dtype. `Denoiser.from_workdir`
-  loads a training run (or a shipped pretrained model, which has the same layout).
+  optional ensemble, grey/colour adaptation and a compute dtype. `Denoiser.from_spec`
+  loads a training run or a shipped pretrained model (through `methods`).
 
 Blending window. Along each axis a tile's weight is 0 on the outer `overlap // 4` pixels of
 an edge shared with a neighbour, rises as a raised cosine over the next `overlap // 2`
@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from denoise_jax import methods
 from denoise_jax.errors import UserError
 
 ApplyFn = Callable[[Any], Any]  # [B, h, w, C] float32 -> [B, h, w, C]
@@ -216,17 +217,6 @@ def ensemble8(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> np.n
 # Denoiser: a model behind the evaluation call shape
 
 
-def _predict(model: Any, from_logits: bool, variables: Any, x: Any) -> Any:
-    """x: [B, H, W, C] float32 -> denoised [B, H, W, C] float32 in [0, 1] (eval mode)."""
-    import jax
-    import jax.numpy as jnp
-
-    out = model.apply(variables, x, train=False)
-    if from_logits:
-        out = jax.nn.sigmoid(out)
-    return jnp.clip(out.astype(jnp.float32), 0.0, 1.0)
-
-
 def _with_dtype(model: Any, dtype: str) -> Any:
     if dtype not in DTYPES:
         raise UserError(f"compute dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
@@ -294,7 +284,6 @@ class Denoiser:
         name: str = "model",
         progress: bool = False,
     ) -> None:
-        import jax
 
         if tile < 1 or batch < 1 or not 0 <= overlap < tile:
             raise UserError(
@@ -310,20 +299,28 @@ class Denoiser:
         self.name = name
         self.progress = progress
         self.channels = channels if channels is not None else model_channels(model, variables)
-        self._jit = jax.jit(functools.partial(_predict, self.model, from_logits))
+        self._jit = functools.partial(methods.predict, self.model, from_logits)
         self._noted: set[str] = set()
         self.step: int | None = None
 
     @classmethod
+    def from_spec(cls, spec: str, **kwargs: Any) -> Denoiser:
+        """The run or shipped model `spec` ("DIR", "DIR@best|latest", "pretrained:NAME"; see
+        `methods.parse_spec`); kwargs as the constructor."""
+        return cls.from_workdir(*methods.parse_spec(spec), **kwargs)
+
+    @classmethod
     def from_workdir(cls, workdir: str, which: str = "best", **kwargs: Any) -> Denoiser:
         """The run in `workdir` (or a shipped pretrained folder); kwargs as the constructor."""
-        from denoise_jax import checkpoints
-
-        model, variables, from_logits, step = checkpoints.load_run(workdir, which)
+        model, variables, from_logits, step = methods.load_run(workdir, which)
         kwargs.setdefault("name", os.path.basename(os.path.normpath(workdir)))
         denoiser = cls(model, variables, from_logits=from_logits, **kwargs)
         denoiser.step = step
         return denoiser
+
+    def as_method(self) -> methods.Method:
+        """This denoiser as a `methods.Method` (blind, with its step) for `evaluate`."""
+        return methods.Method(self.name, self, blind=True, step=self.step)
 
     def apply(self, x: Any) -> np.ndarray:
         """x: [B, h, w, C] float32 -> [B, h, w, C] float32 in [0, 1], adapting C (see module)."""
@@ -372,9 +369,4 @@ class Denoiser:
         else:
             out = self.denoise_array(noisy)
         return np.clip(out, 0.0, 1.0, out=out)
-
-
-# ---------------------------------------------------------------------------------------
-# Loading a training workdir (model, variables) — `checkpoints.load_method` returns only a
-# closed whole-image method; this returns the pieces so they can be tiled/ensembled.
 

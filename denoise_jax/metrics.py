@@ -1,4 +1,4 @@
-"""PSNR and SSIM: the one place image quality is computed in this project (DESIGN §6).
+"""PSNR and SSIM: the one place image quality is computed (docs/reference.md#metrics).
 
 Pinned definitions (tables and JSON state them through `DEFINITIONS`):
 
@@ -11,7 +11,7 @@ Pinned definitions (tables and JSON state them through `DEFINITIONS`):
   `skimage.metrics.structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False, data_range=..., channel_axis=-1)` and `dm_pix.ssim`.
 
-`ssim_seed` reproduces seed 001's numbers (skimage defaults, data_range from the
+`ssim_seed` reproduces the real-noise comparison's numbers (skimage defaults, data_range from the
 prediction); it is not the project's metric.
 
 Images are `[..., H, W, C]`: the last three axes are one image, any leading axes are a
@@ -37,9 +37,9 @@ DEFINITIONS: dict[str, str] = {
     "ssim": "SSIM (Wang et al. 2004): Gaussian 11x11 window sigma 1.5, K1 0.01, K2 0.03, "
     "explicit data_range, per channel averaged, valid region; equals skimage "
     "structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)",
-    "ssim_seed": "seed 001 protocol, not the project's metric: skimage structural_similarity "
-    "defaults (7x7 uniform window, sample covariance), data_range = pred.max() - pred.min(), "
-    "per channel averaged",
+    "ssim_seed": "real-noise comparison protocol, not the project's metric: skimage "
+    "structural_similarity defaults (7x7 uniform window, sample covariance), "
+    "data_range = pred.max() - pred.min(), per channel averaged",
 }
 
 
@@ -106,7 +106,7 @@ def ssim(
 
 
 def ssim_seed(pred: np.ndarray, target: np.ndarray) -> np.ndarray | float:
-    """Seed 001's SSIM, only for reproducing its table. NOT the project's metric (`ssim`).
+    """The real-noise comparison's SSIM, to reproduce its table: NOT the project's metric.
 
     scikit-image `structural_similarity` with its defaults (7×7 uniform window, sample
     covariance), `data_range = pred.max() - pred.min()` per image, channels averaged.

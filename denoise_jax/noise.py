@@ -1,10 +1,10 @@
-"""Noise models: pure JAX functions of an explicit PRNG key (DESIGN §5).
+"""Noise models: pure JAX functions of an explicit PRNG key (docs/reference.md#noise).
 
 One spec grammar serves configs and the CLI alike (`parse`):
 
   gaussian:25                  AWGN, σ = 25/255, NOT clipped (the DnCNN/BM3D table convention)
   gaussian:0-55                AWGN, σ ~ U(0, 55)/255 drawn per image (blind), not clipped
-  keras:0.5                    seed 000: x + 0.5·N(0, 1), clipped to [0, 1]
+  keras:0.5                    the Keras MNIST autoencoder's noise: x + 0.5·N(0, 1), clipped
   poisson:30                   Poisson(x·30)/30 (peak 30), not clipped
   poisson-gaussian:0.01,0.0002 x + N(0, a·x + b), a = 0.01, b = 0.0002 (Gaussian approx.)
   saltpepper:0.05              5 % of pixels (all channels of a pixel) set to 0 or 1, half each
@@ -14,7 +14,7 @@ One spec grammar serves configs and the CLI alike (`parse`):
 Images are `clean: [..., H, W, C] float32 in [0, 1]`: the last three axes are one image,
 leading axes a batch; where a spec draws a level (gaussian ranges, camera) each image gets
 its own. A model is a frozen (hashable) dataclass, so jitted code can close over it or take
-it as a static argument.
+it as a static argument. The families are rows of one table, `FAMILIES` (end of the file).
 
 Camera pipeline (`unprocess`, `camera_noise`, `process`; after the paper's public code,
 google-research/unprocessing):
@@ -56,14 +56,6 @@ import numpy as np
 from denoise_jax.errors import UserError
 
 Array = jax.Array
-
-SPEC_FORMS = (
-    "gaussian:SIGMA (0-255 scale, e.g. gaussian:25), gaussian:LO-HI (blind, e.g. gaussian:0-55), "
-    "keras:FACTOR (e.g. keras:0.5), poisson:PEAK (e.g. poisson:30), "
-    "poisson-gaussian:A,B (e.g. poisson-gaussian:0.01,0.0002), saltpepper:FRACTION "
-    "(e.g. saltpepper:0.05), speckle:SIGMA (e.g. speckle:0.1), camera"
-)
-
 
 # ---------------------------------------------------------------------------------------------
 # The model object and the spec grammar.
@@ -107,7 +99,7 @@ def _apply(key: Array, clean: Array, kind: str, params: tuple[float, ...]) -> Ar
 
 
 def _bad(spec: str, reason: str) -> UserError:
-    return UserError(f"bad noise spec {spec!r}: {reason}; valid forms: {SPEC_FORMS}")
+    return UserError(f"bad noise spec {spec!r}: {reason}; valid forms: {spec_forms()}")
 
 
 def _number(spec: str, text: str, what: str) -> float:
@@ -136,84 +128,98 @@ def parse(spec: str) -> NoiseModel:
         raise _bad(str(spec), "empty spec")
     spec = spec.strip()
     name, sep, arg = spec.partition(":")
-    name = name.strip().lower()
-    arg = arg if sep else None
+    family = FAMILIES.get(name.strip().lower())
+    if family is None:
+        raise _bad(spec, f"unknown noise {name.strip().lower()!r}")
+    return family.parse(spec, arg if sep else None)
 
-    if name == "gaussian":
-        if arg is None or not arg.strip():
-            raise _bad(spec, "missing the sigma after ':'")
-        arg = arg.strip()
-        dash = arg.find("-", 1)  # from 1: a leading '-' is a (rejected) negative sigma
-        if dash > 0:
-            lo = _number(spec, arg[:dash], "range start")
-            hi = _number(spec, arg[dash + 1 :], "range end")
-            if not 0 <= lo < hi:
-                raise _bad(spec, "a range must be LO-HI with 0 <= LO < HI (0-255 scale)")
-            return NoiseModel(
-                spec, "gaussian_range", (lo, hi), None, True,
-                f"additive white Gaussian noise, sigma ~ U({lo:g}, {hi:g})/255 per image "
-                "(blind), not clipped",
-            )
-        sigma = _number(spec, arg, "sigma")
-        if sigma < 0:
-            raise _bad(spec, "sigma must be >= 0 (0-255 scale)")
+
+def _parse_gaussian(spec: str, arg: str | None) -> NoiseModel:
+    if arg is None or not arg.strip():
+        raise _bad(spec, "missing the sigma after ':'")
+    arg = arg.strip()
+    dash = arg.find("-", 1)  # from 1: a leading '-' is a (rejected) negative sigma
+    if dash > 0:
+        lo = _number(spec, arg[:dash], "range start")
+        hi = _number(spec, arg[dash + 1 :], "range end")
+        if not 0 <= lo < hi:
+            raise _bad(spec, "a range must be LO-HI with 0 <= LO < HI (0-255 scale)")
         return NoiseModel(
-            spec, "gaussian", (sigma,), sigma / 255.0, False,
-            f"additive white Gaussian noise, sigma {sigma:g}/255, not clipped",
+            spec, "gaussian_range", (lo, hi), None, True,
+            f"additive white Gaussian noise, sigma ~ U({lo:g}, {hi:g})/255 per image "
+            "(blind), not clipped",
         )
-    if name == "keras":
-        factor = _one_arg(spec, arg, "noise factor")
-        if factor < 0:
-            raise _bad(spec, "the noise factor must be >= 0")
-        return NoiseModel(
-            spec, "keras", (factor,), factor, False,
-            f"x + {factor:g}*N(0,1) clipped to [0,1] (seed 000)",
-        )
-    if name == "poisson":
-        peak = _one_arg(spec, arg, "peak")
-        if peak <= 0:
-            raise _bad(spec, "the peak must be > 0")
-        return NoiseModel(
-            spec, "poisson", (peak,), None, False,
-            f"Poisson noise, peak {peak:g}: Poisson(x*{peak:g})/{peak:g}, not clipped",
-        )
-    if name == "poisson-gaussian":
-        if arg is None or arg.count(",") != 1:
-            raise _bad(spec, "needs two numbers A,B (variance = A*x + B)")
-        a_text, b_text = arg.split(",")
-        a, b = _number(spec, a_text, "A"), _number(spec, b_text, "B")
-        if a < 0 or b < 0:
-            raise _bad(spec, "A and B must be >= 0")
-        return NoiseModel(
-            spec, "poisson_gaussian", (a, b), None, False,
-            f"Poisson-Gaussian noise, variance {a:g}*x + {b:g} (Gaussian approximation), "
-            "not clipped",
-        )
-    if name == "saltpepper":
-        fraction = _one_arg(spec, arg, "fraction")
-        if not 0 <= fraction <= 1:
-            raise _bad(spec, "the fraction must be in [0, 1]")
-        return NoiseModel(
-            spec, "saltpepper", (fraction,), None, False,
-            f"salt and pepper noise: {fraction:g} of pixels set to 0 or 1 (half each)",
-        )
-    if name == "speckle":
-        sigma = _one_arg(spec, arg, "sigma")
-        if sigma < 0:
-            raise _bad(spec, "sigma must be >= 0")
-        return NoiseModel(
-            spec, "speckle", (sigma,), None, False,
-            f"speckle noise: x + x*N(0, {sigma:g}), not clipped",
-        )
-    if name == "camera":
-        if arg is not None:
-            raise _bad(spec, "camera takes no arguments")
-        return NoiseModel(
-            spec, "camera", (), None, True,
-            "realistic camera noise (Brooks et al. 2019 unprocessing): sRGB to raw, "
-            "shot + read noise at a random level, back to sRGB",
-        )
-    raise _bad(spec, f"unknown noise {name!r}")
+    sigma = _number(spec, arg, "sigma")
+    if sigma < 0:
+        raise _bad(spec, "sigma must be >= 0 (0-255 scale)")
+    return NoiseModel(
+        spec, "gaussian", (sigma,), sigma / 255.0, False,
+        f"additive white Gaussian noise, sigma {sigma:g}/255, not clipped",
+    )
+
+
+def _parse_keras(spec: str, arg: str | None) -> NoiseModel:
+    factor = _one_arg(spec, arg, "noise factor")
+    if factor < 0:
+        raise _bad(spec, "the noise factor must be >= 0")
+    return NoiseModel(
+        spec, "keras", (factor,), factor, False,
+        f"x + {factor:g}*N(0,1) clipped to [0,1] (the Keras MNIST autoencoder's noise)",
+    )
+
+
+def _parse_poisson(spec: str, arg: str | None) -> NoiseModel:
+    peak = _one_arg(spec, arg, "peak")
+    if peak <= 0:
+        raise _bad(spec, "the peak must be > 0")
+    return NoiseModel(
+        spec, "poisson", (peak,), None, False,
+        f"Poisson noise, peak {peak:g}: Poisson(x*{peak:g})/{peak:g}, not clipped",
+    )
+
+
+def _parse_poisson_gaussian(spec: str, arg: str | None) -> NoiseModel:
+    if arg is None or arg.count(",") != 1:
+        raise _bad(spec, "needs two numbers A,B (variance = A*x + B)")
+    a_text, b_text = arg.split(",")
+    a, b = _number(spec, a_text, "A"), _number(spec, b_text, "B")
+    if a < 0 or b < 0:
+        raise _bad(spec, "A and B must be >= 0")
+    return NoiseModel(
+        spec, "poisson_gaussian", (a, b), None, False,
+        f"Poisson-Gaussian noise, variance {a:g}*x + {b:g} (Gaussian approximation), "
+        "not clipped",
+    )
+
+
+def _parse_saltpepper(spec: str, arg: str | None) -> NoiseModel:
+    fraction = _one_arg(spec, arg, "fraction")
+    if not 0 <= fraction <= 1:
+        raise _bad(spec, "the fraction must be in [0, 1]")
+    return NoiseModel(
+        spec, "saltpepper", (fraction,), None, False,
+        f"salt and pepper noise: {fraction:g} of pixels set to 0 or 1 (half each)",
+    )
+
+
+def _parse_speckle(spec: str, arg: str | None) -> NoiseModel:
+    sigma = _one_arg(spec, arg, "sigma")
+    if sigma < 0:
+        raise _bad(spec, "sigma must be >= 0")
+    return NoiseModel(
+        spec, "speckle", (sigma,), None, False,
+        f"speckle noise: x + x*N(0, {sigma:g}), not clipped",
+    )
+
+
+def _parse_camera(spec: str, arg: str | None) -> NoiseModel:
+    if arg is not None:
+        raise _bad(spec, "camera takes no arguments")
+    return NoiseModel(
+        spec, "camera", (), None, True,
+        "realistic camera noise (Brooks et al. 2019 unprocessing): sRGB to raw, "
+        "shot + read noise at a random level, back to sRGB",
+    )
 
 
 def add_noise(key: Array, clean: Array, spec: str) -> Array:
@@ -533,13 +539,76 @@ def _camera(key: Array, clean: Array, params: tuple[float, ...]) -> Array:
     return jax.vmap(_camera_one)(keys, images).reshape(clean.shape)
 
 
-_APPLY: dict[str, Callable[[Array, Array, tuple[float, ...]], Array]] = {
-    "gaussian": _gaussian,
-    "gaussian_range": _gaussian_range,
-    "keras": _keras,
-    "poisson": _poisson,
-    "poisson_gaussian": _poisson_gaussian,
-    "saltpepper": _saltpepper,
-    "speckle": _speckle,
-    "camera": _camera,
-}
+# ---------------------------------------------------------------------------------------------
+# The registry: one row per noise family. A new family is its functions above and a row here;
+# `parse`, the CLI's help, error messages and the web page's controls all read this table.
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+    """How the web page sets a family's level: a slider (label, lo, hi, default; `key` names
+    its widget state), or none (`label` None: the family has no level; `caption` says so)."""
+
+    label: str | None
+    lo: float = 0.0
+    hi: float = 0.0
+    default: float = 0.0
+    key: str = ""
+    caption: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A noise family: `NAME[:ARGS]` specs.
+
+    form: the spec's grammar for messages ("poisson:PEAK (e.g. poisson:30)").
+    example: a typical spec (CLI help).
+    parse: (spec, the text after ':' or None) -> NoiseModel; a `UserError` via `_bad`.
+    apply: {NoiseModel.kind: (key, clean [..., H, W, C], params) -> noisy} of its models.
+    control: its control on the web page, or None when the page does not offer it.
+    """
+
+    name: str
+    form: str
+    examples: tuple[str, ...]
+    parse: Callable[[str, str | None], NoiseModel]
+    apply: dict[str, Callable[[Array, Array, tuple[float, ...]], Array]]
+    control: Control | None = None
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("gaussian", "gaussian:SIGMA (0-255 scale, e.g. gaussian:25), gaussian:LO-HI "
+           "(blind, e.g. gaussian:0-55)", ("gaussian:25", "gaussian:0-55"), _parse_gaussian,
+           {"gaussian": _gaussian, "gaussian_range": _gaussian_range},
+           Control("σ (0–255 scale)", 1, 100, 25, "sigma255")),
+    Family("keras", "keras:FACTOR (e.g. keras:0.5)", ("keras:0.5",), _parse_keras,
+           {"keras": _keras}),
+    Family("poisson", "poisson:PEAK (e.g. poisson:30)", ("poisson:30",), _parse_poisson,
+           {"poisson": _poisson}, Control("Peak photon count (lower = noisier)", 1, 200, 30,
+                                                "peak")),
+    Family("poisson-gaussian", "poisson-gaussian:A,B (e.g. poisson-gaussian:0.01,0.0002)",
+           ("poisson-gaussian:0.01,0.0002",), _parse_poisson_gaussian,
+           {"poisson_gaussian": _poisson_gaussian}),
+    Family("saltpepper", "saltpepper:FRACTION (e.g. saltpepper:0.05)", ("saltpepper:0.05",),
+           _parse_saltpepper, {"saltpepper": _saltpepper},
+           Control("Fraction of pixels hit", 0.01, 0.5, 0.05, "sp")),
+    Family("speckle", "speckle:SIGMA (e.g. speckle:0.1)", ("speckle:0.1",), _parse_speckle,
+           {"speckle": _speckle}, Control("Speckle σ", 0.01, 0.5, 0.1, "speckle")),
+    Family("camera", "camera", ("camera",), _parse_camera, {"camera": _camera},
+           Control(None, caption="Camera: sRGB → raw, shot + read noise, back to sRGB "
+                   "(random level).")),
+)}
+_APPLY = {kind: fn for family in FAMILIES.values() for kind, fn in family.apply.items()}
+
+
+def spec_forms() -> str:
+    """Every family's spec grammar, for messages."""
+    return ", ".join(f.form for f in FAMILIES.values())
+
+
+def examples() -> str:
+    """One example spec or two per family, for help texts."""
+    return ", ".join(e for f in FAMILIES.values() for e in f.examples)
+
+
+SPEC_FORMS = spec_forms()

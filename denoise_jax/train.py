@@ -1,7 +1,7 @@
-"""Training: `train_and_evaluate(config, workdir)` and the `denoise-jax train` entry point.
+"""Training: `train_and_evaluate(config, workdir)` (the command line is `train_cmd`).
 
-    denoise-jax train --config experiments/skimage_gauss.py[:tiny] --workdir runs/x \\
-        [--config.optimizer.lr=3e-4 ...]
+    config = configs.load("experiments/skimage_gauss.py:tiny", {"num_steps": 2})
+    train_and_evaluate(config, "runs/x")
 
 Data parallel over every device (`jax.make_mesh` 'data' axis): batches sharded along it,
 parameters and optimizer state replicated; several hosts join through
@@ -18,7 +18,6 @@ keeps a second run off the workdir. `init_from` warm-starts a new run from anoth
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import functools
 import json
@@ -41,9 +40,10 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
 
-from denoise_jax import checkpoints, optim, writers
+from denoise_jax import checkpoints, methods, optim, writers
 from denoise_jax.data import pipeline
 from denoise_jax.errors import Interrupted, UserError
+from denoise_jax.methods import build_model, eval_variables  # noqa: F401  (re-exported)
 from denoise_jax.models import layers
 
 # The clock of time-based checkpoints (a module attribute, so tests can fake it).
@@ -66,20 +66,7 @@ class NonFiniteLoss(UserError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Pure pieces: model, state, step, evaluation method.
-
-
-def build_model(config: ConfigDict) -> tuple[nn.Module, bool]:
-    """(model, from_logits): the config's model; BCE models output logits when they can."""
-    from denoise_jax import models
-
-    kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
-    model = models.get_model(config.model.name, **kwargs)
-    fields = {f.name for f in dataclasses.fields(model)}
-    from_logits = config.loss == "bce" and "return_logits" in fields
-    if from_logits:
-        model = model.clone(return_logits=True)
-    return model, from_logits
+# Pure pieces: state and step (the model and its evaluation method: `methods`).
 
 
 def create_state(key: jax.Array, model: nn.Module, tx: optax.GradientTransformation,
@@ -160,44 +147,6 @@ def train_step(
     return new_state, metrics
 
 
-def eval_variables(state: TrainState) -> dict[str, Any]:
-    """The variables a denoiser uses: EMA params when kept, else the current params."""
-    variables = {"params": state.ema_params if state.ema_params is not None else state.params}
-    if jax.tree.leaves(state.batch_stats):
-        variables["batch_stats"] = state.batch_stats
-    return variables
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _predict(model: nn.Module, from_logits: bool, variables: dict, x: jax.Array) -> jax.Array:
-    """x: [B, H, W, C] -> denoised [B, H, W, C] float32 in [0, 1] (eval mode)."""
-    out = model.apply(variables, x, train=False)
-    if from_logits:
-        out = jax.nn.sigmoid(out)
-    return jnp.clip(out.astype(jnp.float32), 0.0, 1.0)
-
-
-def make_method(model: nn.Module, variables: dict[str, Any], from_logits: bool,
-                name: str = "model") -> Callable[[np.ndarray, float | None], np.ndarray]:
-    """A blind denoiser `denoise(noisy [H, W, C] float32, sigma) -> [H, W, C] in [0, 1]`.
-
-    Compiled once per model and image shape (shared by every method of the same model).
-    """
-
-    def denoise(noisy: np.ndarray, sigma: float | None = None) -> np.ndarray:
-        x = jnp.asarray(noisy, jnp.float32)[None]
-        try:
-            out = _predict(model, from_logits, variables, x)
-        except flax.errors.ScopeParamShapeError as e:
-            raise UserError(f"{name} cannot denoise an image of shape {tuple(noisy.shape)}: its "
-                            "weights fit the training images' size/channels only") from e
-        return np.asarray(out[0])
-
-    denoise.blind = True
-    denoise.compiles_per_shape = True  # evaluate times it after one warm-up call per shape
-    return denoise
-
-
 # ---------------------------------------------------------------------------------------------
 # Setup helpers (host side).
 
@@ -276,7 +225,7 @@ def run_evaluation(model, state, from_logits, config, dataset, workdir, step, wr
     from denoise_jax import evaluate
 
     name = config.model.name
-    method = make_method(model, local_copy(eval_variables(state)), from_logits, name)
+    method = methods.make_method(model, local_copy(eval_variables(state)), from_logits, name)
     noise_spec = config.eval.get("noise") or None
     report = evaluate.evaluate(
         {name: method}, dataset, None if noise_spec == "real" else noise_spec, config.seed,
@@ -501,14 +450,7 @@ def init_from(spec: str, state: TrainState) -> tuple[TrainState, str]:
     Returns (state, a line saying what it started from). A model that does not match this
     config is a one-line `UserError`.
     """
-    path, _, which = spec.partition("@")
-    if path.startswith(checkpoints.PRETRAINED_PREFIX):
-        from denoise_jax import pretrained
-
-        path = pretrained.find(path[len(checkpoints.PRETRAINED_PREFIX):])
-    path = os.path.expanduser(path)
-    if which not in ("", "best", "latest"):
-        raise UserError(f"config.init_from={spec!r}: end it with @best or @latest, not @{which}")
+    path, which = methods.parse_spec(spec, "config.init_from")
     if not checkpoints.is_workdir(path):
         raise UserError(f"config.init_from={spec!r} is neither pretrained:NAME nor a training "
                         "workdir")
@@ -741,102 +683,3 @@ def _record_early_stop(workdir: str, step: int, patience: int, best: float, lead
     if lead:
         with open(os.path.join(workdir, EARLY_STOPPED), "w", encoding="utf-8") as f:
             json.dump({"step": step, "patience": patience, "best_val_psnr": best}, f)
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line.
-
-USAGE = """\
-usage: denoise-jax train --config experiments/NAME.py[:ARG] --workdir DIR [--config.KEY=VALUE ...]
-
-Trains an experiment config; re-running the same command resumes from DIR's newest good
-checkpoint (a changed config is reported and used).
-
-  --config FILE[:ARG]   an experiment file with get_config(arg); ARG 'tiny' shrinks it
-                        for a quick smoke run
-  --workdir DIR         where checkpoints/, metrics.jsonl, tensorboard/, samples/ and
-                        config.json go
-  --config.KEY=VALUE    override any config field, e.g. --config.optimizer.lr=3e-4
-                        --config.num_steps=2000 --config.data.batch=32
-
-Writes: DIR/config.json, DIR/checkpoints/<step>/ (the last `keep` plus the best by
-validation PSNR; also every checkpoint_every_minutes), DIR/metrics.jsonl, DIR/tensorboard/
-(tensorboard --logdir DIR), DIR/samples/step_N.png. Evaluate a run with: denoise-jax eval
---methods noisy,DIR ...
-
-SIGTERM or Ctrl-C saves the step in progress, then exits 128 + the signal (a second Ctrl-C
-quits at once); re-run to resume. A damaged checkpoint is moved to DIR/checkpoints_damaged/
-for the previous one. DIR/train.lock keeps a second run off DIR.
---config.init_from=pretrained:NAME|DIR[@best|@latest] starts a new run from those weights.
-"""
-
-
-def _experiments_help() -> str:
-    from denoise_jax.configs import EXPERIMENTS as folder
-
-    if not folder.is_dir():
-        return ""
-    names = sorted(f for f in os.listdir(folder) if f.endswith(".py") and f not in
-                   ("__init__.py", "base.py"))
-    return "\nexperiments:\n" + "".join(f"  experiments/{n}\n" for n in names)
-
-
-def main(argv: list[str]) -> int:
-    """`denoise-jax train ...`: argv[0] is the program name, the rest the flags above.
-
-    Parses with a fresh absl `FlagValues` each call, so it can run more than once in a
-    process and be called from an argparse-based parent. Raises `UserError` for bad input.
-    """
-    from absl import flags
-    from ml_collections import config_flags
-
-    argv = list(argv) or ["denoise-jax train"]
-    fv = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", None, "experiment config file[:arg]",
-                                    flag_values=fv, sys_argv=argv)
-    flags.DEFINE_string("workdir", None, "output directory (re-running resumes)", flag_values=fv)
-    helps = ("-h", "--help", "-help", "--helpfull")
-    wants_help = any(a in helps for a in argv[1:])
-    try:
-        rest = fv([a for a in argv if a not in helps])
-        config = fv.config
-        if config is not None:
-            config.keys()  # a config file that failed to load raises only when used
-    except (flags.Error, OSError, AttributeError, KeyError, TypeError, ValueError) as e:
-        if wants_help:
-            print(USAGE + _experiments_help())
-            return 0
-        raise UserError(f"train: {_flag_error(e)} (see denoise-jax train --help)") from e
-    if wants_help:
-        print(USAGE + _experiments_help())
-        if config is not None:
-            print(f"the chosen config (every field can be overridden):\n{config}")
-        return 0
-    if len(rest) > 1:
-        raise UserError(f"train: unexpected arguments {rest[1:]} (flags look like --name=value)")
-    if config is None or not fv.workdir:
-        raise UserError("train needs --config experiments/NAME.py[:ARG] and --workdir DIR "
-                        "(see denoise-jax train --help)")
-    train_and_evaluate(config, fv.workdir)
-    return 0
-
-
-def _flag_error(e: Exception) -> str:
-    """One line from absl / ml_collections' flag and config-loading errors."""
-    if isinstance(e, AttributeError | KeyError):
-        return f"no such config field: {str(e).strip(chr(34) + chr(39))}"
-    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-    if not lines:
-        return type(e).__name__
-    return lines[-1] if "Traceback" in str(e) or "Attempted" in str(e) else lines[0]
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
-    except Interrupted as stop:
-        print(stop, file=sys.stderr)
-        sys.exit(stop.exit_code)

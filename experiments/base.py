@@ -11,14 +11,16 @@ Schema (every field can be overridden: `--config.optimizer.lr=3e-4`):
                         nind, paired_folder (`denoise-jax data build NAME --manual-dir DIR`;
                         any tfds set built under data.data_dir works) trains on
                         tfds:NAME:train@DATA_DIR and validates on its test split (else
-                        validation; neither: no evaluation); "seed001" trains on seed 001's
-                        241 pairs of data.sidd_dir/renoir_dir/nind_dir and validates on its
-                        61. Overrides data.train and eval.data; None (default): use them.
+                        validation; neither: no evaluation); "seed001" trains on the
+                        real-noise comparison's 241 pairs of data.sidd_dir/renoir_dir/
+                        nind_dir and validates on its 61. Overrides data.train and
+                        eval.data; None (default): use them.
   data.data_dir         tfds data folder for data.name (None: $TFDS_DATA_DIR, else
                         ~/tensorflow_datasets)
   data.sidd_dir, data.renoir_dir, data.nind_dir   manual folders for data.name=seed001
   data.resize           resize every training image (and pair) to N×N first, bilinear
-                        (seed 001: 256 with data.patch None: whole images); None: as stored
+                        (the real-noise comparison: 256 with data.patch None: whole
+                        images); None: as stored
   data.patch            random crop side; None or 0 for whole (equally sized) images
   data.batch            global batch (split over all devices of all hosts)
   data.augment          random flips / 90° rotations

@@ -1,4 +1,4 @@
-"""Seed 000: the dense denoising autoencoder on MNIST (784 -> 32 -> 784, sigmoid, BCE).
+"""The Keras MNIST autoencoder: dense denoising autoencoder (784 -> 32 -> 784, sigmoid, BCE).
 
 As the seed: Dense(32, relu) code (its text says 64, its code 32), binary cross-entropy,
 Adadelta, batch 128, noise x + 0.5 N(0, 1) clipped to [0, 1]. Data: the 5,000 real MNIST
@@ -22,7 +22,7 @@ Args: "tiny" (a few steps, for tests); "tfds" (read TFDS mnist prepared in
 
 from ml_collections import ConfigDict
 
-from denoise_jax.configs import sibling
+from denoise_jax.configs import parse_arg, sibling
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
@@ -47,13 +47,11 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.eval.data = "mnist_5k:test"
     config.eval.noise = "keras:0.5"
     config.eval.samples = 4
-    for token in (arg or "").split(","):
-        if token == "tfds":
-            config.data.train, config.eval.data = "tfds:mnist:train", "tfds:mnist:test"
-            config.num_epochs = 100  # the seed's count, over the full 60,000 digits
-        elif token == "tiny":
-            base.shrink(config)
-            config.data.batch = 8
-        elif token:
-            raise ValueError(f"mnist_dae: unknown arg {token!r} (use tiny and/or tfds)")
+    args = parse_arg(arg, "mnist_dae", flags=("tfds",))
+    if "tfds" in args.flags:
+        config.data.train, config.eval.data = "tfds:mnist:train", "tfds:mnist:test"
+        config.num_epochs = 100  # the seed's count, over the full 60,000 digits
+    if args.tiny:
+        base.shrink(config)
+        config.data.batch = 8
     return config

@@ -24,7 +24,7 @@ as every `checkpoint_every` steps, so a run can be stopped and resumed at any ti
 
 from ml_collections import ConfigDict
 
-from denoise_jax.configs import sibling
+from denoise_jax.configs import parse_arg, sibling
 
 MODELS = {
     "drunet": {"name": "drunet", "features": (32, 64, 128, 256), "blocks": 2, "down": "conv",
@@ -46,15 +46,13 @@ TINY = {
     "dncnn": {"name": "dncnn", "depth": 3, "features": 4},
     "nafnet_tiny": {"name": "nafnet_tiny", "width": 4},
 }
-OPTIONS = ("gray", "l1", "charbonnier", "tiny")
+VARIANTS = tuple(MODELS)  # `configs.variants`: the smoke test loads each with ",tiny"
+OPTIONS = ("gray", "l1", "charbonnier")
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
-    tokens = [t for t in (arg or "drunet").split(",") if t]
-    net, options = tokens[0], tokens[1:]
-    if net not in MODELS or any(t not in OPTIONS for t in options):
-        raise ValueError(f"photos_gauss: got {arg!r}; use one of {', '.join(MODELS)}, then "
-                         f"any of {', '.join(OPTIONS)} (comma-separated)")
+    args = parse_arg(arg, "photos_gauss", variants=VARIANTS, default="drunet", flags=OPTIONS)
+    net, options = args.variant, args.flags
     base = sibling(__file__, "base")
     config = base.get_config()
     config.model = ConfigDict(MODELS[net])
@@ -65,7 +63,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.data.permute_channels = True
     config.noise = "gaussian:0-55"
     config.noise_8bit_share = 0.5
-    config.loss = next((t for t in options if t in ("l1", "charbonnier")), "mse")
+    config.loss = next((t for t in ("l1", "charbonnier") if t in options), "mse")
     config.optimizer.lr = 1e-3
     config.optimizer.schedule = "cosine"
     config.optimizer.warmup = 500
@@ -80,7 +78,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.eval.data = f"photos:val{channels}"
     config.eval.noise = "gaussian:25"
     config.eval.crop = 256
-    if "tiny" in options:
+    if args.tiny:
         base.shrink(config)
         config.model = ConfigDict(TINY[net])
         config.data.patch = 16

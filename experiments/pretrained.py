@@ -13,36 +13,27 @@ Variants (the first argument):
               colour training photos.
 Add ",tiny" for a few steps of a width-4 net (tests).
 
-Steps: 30,000 for gauss_rgb, 4,000 for gauss_gray, 800 for camera, on 2 CPU cores. The
-shipped runs were trained in resumed chunks, each a re-run of the same command with a larger
-`--config.num_steps` (the cosine schedule then jumps back up to where the resumed step sits
-in the longer schedule: a warm restart): gauss_rgb 2,500, then 5,000, then 30,000 (about
-4.7 steps/s on the idle machine; a 22,000-step try in between was stopped at 5,850 and the
-30,000 run resumed from its step-5,500 checkpoint); gauss_gray 800 then 4,000. A GPU run
-from scratch would take many more steps and do better.
+Steps: 30,000 for gauss_rgb, 4,000 for gauss_gray, 800 for camera (how each shipped run got
+there: the "Training history" of its model card, `denoise_jax/pretrained/NAME/MODEL_CARD.md`).
 
 All three: `nafnet_tiny` (width 16, 3 levels, 0.29M parameters), random 96×96 crops with
 flips and 90° rotations, batch 8, MSE, Adam 1e-3 with 200 warm-up steps and a cosine decay
 to 5 % of it, EMA 0.999 of the weights (what is shipped). The test photos (astronaut,
 chelsea, camera, coins) are never seen in training and never used to pick a checkpoint:
 validation runs on centre crops of training photos, only to watch the run, and the last
-checkpoint is shipped (`python -m denoise_jax.pretrained.ship`).
+checkpoint is shipped (`python -m denoise_jax.ship`).
 """
 
 from ml_collections import ConfigDict
 
-from denoise_jax.configs import sibling
+from denoise_jax.configs import parse_arg, sibling
 
 VARIANTS = ("gauss_rgb", "gauss_gray", "camera")
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
-    tokens = [t for t in (arg or "").split(",") if t]
-    variant = tokens[0] if tokens else ""
-    if variant not in VARIANTS or any(t != "tiny" for t in tokens[1:]):
-        raise ValueError(
-            f"pretrained: got {arg!r}; use one of {', '.join(VARIANTS)}, optionally ',tiny'"
-        )
+    args = parse_arg(arg, "pretrained", variants=VARIANTS)
+    variant = args.variant
     base = sibling(__file__, "base")
     config = base.get_config()
     config.model = ConfigDict({"name": "nafnet_tiny", "width": 16})
@@ -73,7 +64,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     else:
         config.noise = config.eval.noise = "camera"
         config.num_steps = 800
-    if "tiny" in tokens:
+    if args.tiny:
         base.shrink(config)
         config.model = ConfigDict({"name": "nafnet_tiny", "width": 4})
         config.data.patch = 16

@@ -26,7 +26,7 @@ on 16×16 patches, for tests).
 
 from ml_collections import ConfigDict
 
-from denoise_jax.configs import sibling
+from denoise_jax.configs import parse_arg, sibling
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
@@ -51,10 +51,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.eval.data = "skimage:test:rgb"
     config.eval.noise = "camera"
     config.eval.crop = 256
-    tokens = [t for t in (arg or "").split(",") if t]
-    for token in tokens:
-        if token not in ("full", "cpu", "tiny"):
-            raise ValueError(f"real_nafnet: unknown arg {token!r} (use full, cpu and/or tiny)")
+    tokens = parse_arg(arg, "real_nafnet", flags=("full", "cpu")).flags
     if "full" in tokens:
         config.model = ConfigDict({"name": "nafnet", "width": 32})
         config.data.patch = 256

@@ -1,4 +1,4 @@
-"""Seed 001: its 4-level MWCNN (`mwcnn_seed`, Conv_blocks 64…512, unscaled Haar DWT/IWT).
+"""The real-noise comparison's 4-level MWCNN (`mwcnn_seed`, blocks 64…512, unscaled Haar).
 
 The seed's protocol and data options exactly as experiments/seed001_rednet.py (whole
 images resized to 256×256, flips/rot90, batch 4, MSE, Adam 3e-5, ReduceLROnPlateau(0.7, 3),

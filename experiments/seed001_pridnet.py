@@ -1,4 +1,4 @@
-"""Seed 001: its PRIDNet variant (`pridnet_seed`, ~291M parameters, five 64…1024 U-Nets).
+"""The real-noise comparison's PRIDNet (`pridnet_seed`, ~291M parameters, five 64…1024 U-Nets).
 
 The seed's protocol and data options exactly as experiments/seed001_rednet.py (whole
 images resized to 256×256, flips/rot90, batch 4, MSE, Adam 3e-5, ReduceLROnPlateau(0.7, 3),

@@ -1,4 +1,4 @@
-"""Seed 001: REDNet (5 conv + 5 deconv, 64 features) under the seed's training protocol.
+"""The real-noise comparison's REDNet (5 conv + 5 deconv, 64 features) under its protocol.
 
 The protocol (shared by seed001_mwcnn.py and seed001_pridnet.py through `seed001_config`):
 whole images resized to 256×256 (no crops), random flips / 90° rotations, batch 4, MSE,
@@ -26,7 +26,7 @@ images, narrower model, lr 3e-4, 1,000 steps; not the seed's model size or sched
 
 from ml_collections import ConfigDict
 
-from denoise_jax.configs import sibling
+from denoise_jax.configs import parse_arg, sibling
 
 SEED_TRAIN_PAIRS = 241
 SEED_BATCH = 4
@@ -36,7 +36,8 @@ STEPS_PER_EPOCH = -(-SEED_TRAIN_PAIRS // SEED_BATCH)  # 61
 
 def seed001_config(model: dict, arg: str | None, *, tiny_model: dict, cpu_model: dict,
                    who: str) -> ConfigDict:
-    """The seed 001 protocol (module docstring) around `model`; `arg`: "", "tiny" or "cpu"."""
+    """The real-noise comparison's protocol (module docstring) around `model`; `arg`: "",
+    "tiny" or "cpu"."""
     base = sibling(__file__, "base")
     config = base.get_config()
     config.model = ConfigDict(model)
@@ -65,10 +66,7 @@ def seed001_config(model: dict, arg: str | None, *, tiny_model: dict, cpu_model:
     config.eval.resize = 256
     config.eval.crop = None
     config.eval.max_images = None
-    tokens = [t for t in (arg or "").split(",") if t]
-    for token in tokens:
-        if token not in ("tiny", "cpu"):
-            raise ValueError(f"{who}: unknown arg {token!r} (use tiny or cpu)")
+    tokens = parse_arg(arg, who, flags=("cpu",)).flags
     if "tiny" in tokens:
         base.shrink(config)
         config.model = ConfigDict(tiny_model)

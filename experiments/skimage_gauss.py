@@ -13,7 +13,7 @@ few steps of a 3-layer, 8-feature model on 16×16 crops, for tests).
 
 from ml_collections import ConfigDict
 
-from denoise_jax.configs import sibling
+from denoise_jax.configs import parse_arg, sibling
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
@@ -34,22 +34,17 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.eval.data = "skimage:test:rgb"
     config.eval.noise = "gaussian:25"
     config.eval.crop = 256
-    tokens = [t for t in (arg or "").split(",") if t]
-    for token in tokens:
-        if token == "nafnet":
-            config.model = ConfigDict({"name": "nafnet_tiny", "width": 16})
-        elif token == "demo":
-            config.model.depth, config.model.features = 10, 32
-            config.data.patch = 48
-            config.num_steps = 900
-            config.optimizer.warmup = 50
-            config.eval_every = config.checkpoint_every = config.sample_every = 300
-            config.log_every = 50
-        elif token != "tiny":
-            raise ValueError(
-                f"skimage_gauss: unknown arg {token!r} (use nafnet, demo and/or tiny)"
-            )
-    if "tiny" in tokens:
+    args = parse_arg(arg, "skimage_gauss", flags=("nafnet", "demo"))
+    if "nafnet" in args.flags:
+        config.model = ConfigDict({"name": "nafnet_tiny", "width": 16})
+    if "demo" in args.flags:
+        config.model.depth, config.model.features = 10, 32
+        config.data.patch = 48
+        config.num_steps = 900
+        config.optimizer.warmup = 50
+        config.eval_every = config.checkpoint_every = config.sample_every = 300
+        config.log_every = 50
+    if args.tiny:
         base.shrink(config)
         config.data.patch = 16
         config.optimizer.warmup = 1

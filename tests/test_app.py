@@ -161,11 +161,11 @@ def test_app_command_line_and_port_checks():
 
 
 def test_training_workdir_denoises_on_the_page(tmp_path):
-    from denoise_jax import train
+    from denoise_jax import train_cmd
 
     repo = os.path.dirname(os.path.dirname(APP))
     config = os.path.join(repo, "experiments", "skimage_gauss.py") + ":tiny"
-    assert train.main(["denoise-jax train", f"--config={config}", f"--workdir={tmp_path}"]) == 0
+    assert train_cmd.main(["denoise-jax train", f"--config={config}", f"--workdir={tmp_path}"]) == 0
     at = _page().run()
     at.sidebar.select_slider(key="work_crop").set_value(256)
     at.radio(key="family").set_value("Training workdir").run()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
-from denoise_jax import checkpoints, evaluate, optim, train
+from denoise_jax import checkpoints, evaluate, methods, optim, train
 from denoise_jax.errors import UserError
 
 # A restore that orbax rejects (shape mismatch) leaves one of its read coroutines
@@ -179,7 +179,7 @@ def workdir(tmp_path_factory):
     """A workdir with two checkpoints: step 1 (EMA weights zero, best PSNR) and step 2."""
     workdir = tmp_path_factory.mktemp("run")
     config = _config()
-    model, _ = train.build_model(config)
+    model, _ = methods.build_model(config)
     tx = optim.make_optimizer(config.optimizer, 10)
     state = train.make_init(config, model, tx, (8, 8, 3), train.make_mesh())(
         jax.random.PRNGKey(0))
@@ -197,11 +197,11 @@ def workdir(tmp_path_factory):
 
 def test_load_method_uses_ema_weights_of_the_best_or_latest_step(workdir):
     image = np.random.default_rng(0).random((12, 20, 3), dtype=np.float32)
-    best = checkpoints.load_method(str(workdir))
+    best = methods.load_method(str(workdir))
     assert best.step == 1 and best.blind
     # All-zero EMA weights predict zero noise: the input comes back.
     np.testing.assert_allclose(best(image, None), image, atol=1e-6)
-    latest = checkpoints.load_method(str(workdir), "latest")
+    latest = methods.load_method(str(workdir), "latest")
     assert latest.step == 2
     out = latest(image[:9, :7], None)  # any size; compiled per shape
     assert out.shape == (9, 7, 3) and out.min() >= 0 and out.max() <= 1
@@ -212,13 +212,13 @@ def test_loading_a_run_skips_a_damaged_checkpoint_read_only(workdir, tmp_path, c
     copy = tmp_path / "run"
     shutil.copytree(workdir, copy)
     _damage(copy / "checkpoints" / "2" / "state" / "_METADATA", "truncate")
-    assert checkpoints.load_method(str(copy), "latest").step == 1
+    assert methods.load_method(str(copy), "latest").step == 1
     err = capsys.readouterr().err
     assert "checkpoints/2 cannot be restored" in err and "using step 1 (left in place)" in err
     assert checkpoints.steps(str(copy)) == [2, 1]  # nothing moved: it may be training
     _damage(copy / "checkpoints" / "1" / "state" / "_METADATA", "delete")
     with pytest.raises(UserError, match="none of the 2 checkpoints"):
-        checkpoints.load_method(str(copy))
+        methods.load_method(str(copy))
 
 
 def test_workdirs_resolve_as_method_names(workdir, tmp_path):
@@ -229,4 +229,4 @@ def test_workdirs_resolve_as_method_names(workdir, tmp_path):
     with pytest.raises(UserError, match="no checkpoints yet"):
         evaluate.resolve_method(str(tmp_path))
     with pytest.raises(UserError, match="'best' or 'latest'"):
-        checkpoints.load_method(str(workdir), "newest")
+        methods.load_method(str(workdir), "newest")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from denoise_jax import checkpoints, denoise_cmd, evaluate, images, pretrained
+from denoise_jax import denoise_cmd, evaluate, images, methods, pretrained
 from denoise_jax.errors import UserError
 from denoise_jax.inference import Denoiser
 
@@ -29,11 +29,11 @@ def denoise(*argv) -> int:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A tiny trained run (3-layer colour DnCNN, 4 steps) of the shipped experiment config."""
-    from denoise_jax import train
+    from denoise_jax import train_cmd
 
     folder = tmp_path_factory.mktemp("run")
     config = os.path.join(REPO, "experiments", "skimage_gauss.py") + ":tiny"
-    assert train.main(["denoise-jax train", f"--config={config}", f"--workdir={folder}"]) == 0
+    assert train_cmd.main(["denoise-jax train", f"--config={config}", f"--workdir={folder}"]) == 0
     return folder
 
 
@@ -193,12 +193,12 @@ def test_workdir_model_denoises_like_its_checkpoint_method(workdir, pair, tmp_pa
     assert "workdir" in summary["method"] and summary["images"][0]["psnr"] > 0
     # Tiled (48-px tiles on 64 px) equals the checkpoint's whole-image method.
     pixels = images.read_image(str(noisy)).pixels
-    expected = checkpoints.load_method(str(workdir))(pixels, None)
+    expected = methods.load_method(str(workdir))(pixels, None)
     got = images.read_image(str(out)).pixels
     assert np.abs(got - expected).max() <= 1 / 255 + 1e-6
     latest = Denoiser.from_workdir(str(workdir), "latest", tile=32, overlap=16)
     assert latest.step == 4 and latest.channels == 3
-    assert np.abs(latest(pixels) - checkpoints.load_method(str(workdir), "latest")(pixels, None)
+    assert np.abs(latest(pixels) - methods.load_method(str(workdir), "latest")(pixels, None)
                   ).max() < 1e-5
 
 

@@ -44,7 +44,8 @@ def test_dncnn_parameter_counts_match_the_paper():
     colour17 = summary.summarize("dncnn", (1, 256, 256, 3))["params"]
     grey17 = summary.summarize("dncnn", (1, 256, 256, 1))["params"]
     colour20 = summary.summarize("dncnn", (1, 256, 256, 3), depth=20)["params"]
-    # 17 layers: the paper's "about 0.56M" (DESIGN §7); BN scale/offset counted, stats not.
+    # 17 layers: the paper's "about 0.56M" (docs/reference.md#published-numbers); BN
+    # scale/offset counted, stats not.
     assert colour17 == 558_403 and grey17 == 556_097
     assert abs(colour17 - 0.56e6) < 0.01 * 0.56e6
     # The 20-layer blind colour model has three more 64→64 layers: 0.67M, not 0.56M.
@@ -53,7 +54,7 @@ def test_dncnn_parameter_counts_match_the_paper():
 
 def test_dncnn_gmacs_at_256_match_design():
     info = summary.summarize("dncnn", (1, 256, 256, 3))
-    assert abs(info["gmacs"] - 36.0) < 2.0  # DESIGN §7: 36 GMACs
+    assert abs(info["gmacs"] - 36.0) < 2.0  # docs/reference.md#published-numbers: 36 GMACs
     # XLA's own count (flops = 2 MACs, plus elementwise ops, minus padding) agrees within 2%.
     assert abs(info["xla_gflops"] / 2 - info["gmacs"]) < 0.02 * info["gmacs"]
 
@@ -86,8 +87,8 @@ def test_dncnn_rejects_a_depth_below_two():
 
 def test_nafnet_sidd_width32_size_and_cost():
     info = summary.summarize("nafnet", (1, 256, 256, 3))
-    assert info["params"] == 29_159_715  # DESIGN §7: 29M
-    assert abs(info["gmacs"] - 16.0) < 1.0  # DESIGN §7: 16 GMACs
+    assert info["params"] == 29_159_715  # docs/reference.md#published-numbers: 29M
+    assert abs(info["gmacs"] - 16.0) < 1.0  # docs/reference.md#published-numbers: 16 GMACs
 
 
 def test_nafnet_tiny_is_small():

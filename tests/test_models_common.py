@@ -1,8 +1,8 @@
 """The model contract, checked on every registered model at tiny sizes.
 
 Any H, W in and the same shape out; finite gradients under `jax.jit`; bfloat16 compute with
-float32 output; a few Adam steps lower the loss. A registered model without a `TINY` entry
-fails (no silent skip); a `TINY` entry whose model is not registered yet is skipped.
+float32 output; a few Adam steps lower the loss. A model registered without `tiny=` sizes
+fails (no silent skip).
 """
 
 import functools
@@ -15,27 +15,9 @@ import pytest
 
 from denoise_jax import models
 
-# Small kwargs per model so each test compiles and runs in seconds on 2 CPU cores.
-TINY = {
-    "dae_dense": dict(hidden=16),
-    "dae_conv": dict(features=8),
-    "rednet": dict(depth=2, features=8),
-    "dncnn": dict(depth=3, features=8),
-    # NAFNet compiles slowly (per block); three and two blocks, over one and two levels.
-    "nafnet": dict(width=4, enc_blk_nums=(1,), middle_blk_num=1, dec_blk_nums=(1,)),
-    "nafnet_tiny": dict(width=4, enc_blk_nums=(0, 1), middle_blk_num=0, dec_blk_nums=(1, 0)),
-    # Local attention over a 2×2-cell window (cells of 2 pixels): the box filter runs.
-    "nafnet_small": dict(width=4, enc_blk_nums=(1,), middle_blk_num=1, dec_blk_nums=(1,),
-                         window=4),
-    "drunet": dict(features=(4, 8), blocks=1),
-    "ffdnet": dict(depth=3, features=8),
-    "mwcnn": dict(widths=(4, 4), convs_per_level=2),
-    "mwcnn_seed": dict(features=4),
-    # Five U-Net branches compile slowly. Two levels cover the seed's 3×3 stride-2 up-sampling
-    # (the odd-size risk); one level keeps the paper variant cheap.
-    "pridnet": dict(features=4, unet_levels=1),
-    "pridnet_seed": dict(features=4, unet_levels=2),
-}
+# Small kwargs per model so each test compiles and runs in seconds on 2 CPU cores: declared
+# where each model is registered (`register(name, tiny=...)`).
+TINY = models.tiny_kwargs()
 
 # The dense autoencoder learns slowly at 2e-3 (its seed used Adadelta at lr 1.0).
 LEARNING_RATE = {"dae_dense": 1e-2}

@@ -56,7 +56,8 @@ def _is_png(path) -> bool:
 
 
 def _check_mnist_dae(out_dir, executed) -> None:
-    """Seed 000: three rows, sane noisy baseline, both smoke-trained models beat the input."""
+    """The Keras MNIST autoencoder: three rows, sane noisy baseline, both smoke-trained models
+    beat the input."""
     for name in ("digits.png", "curves.png"):
         assert _is_png(out_dir / name), name
     table = json.loads((out_dir / "table.json").read_text())

@@ -21,7 +21,7 @@ import json
 import jax, jax.numpy as jnp, numpy as np, optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from ml_collections import ConfigDict
-from denoise_jax import optim, train
+from denoise_jax import methods, optim, train
 from denoise_jax.errors import UserError
 
 assert jax.device_count() == 4, jax.devices()
@@ -37,7 +37,7 @@ def cfg(**model):
 
 def run_mesh(config, devices, batch, steps):
     mesh = Mesh(np.array(devices), ("data",))
-    model, from_logits = train.build_model(config)
+    model, from_logits = methods.build_model(config)
     tx = optim.make_optimizer(config.optimizer, 10)
     state = train.make_init(config, model, tx, (H, H, 3), mesh)(jax.random.PRNGKey(0))
     step = train.make_train_step(config, model, from_logits, tx, 10, mesh)
@@ -67,7 +67,7 @@ config = cfg(use_bn=False)
 noisy = np.clip(clean + 0.1 * np.random.default_rng(1).standard_normal(clean.shape), 0, 1)
 noisy = noisy.astype(np.float32)
 jit_state, jit_loss = run_mesh(config, jax.devices(), {"clean": clean, "noisy": noisy}, 1)
-model, _ = train.build_model(config)
+model, _ = methods.build_model(config)
 tx = optim.make_optimizer(config.optimizer, 10)
 init = train.make_init(config, model, tx, (H, H, 3),
                                                 Mesh(np.array(jax.devices()[:1]), ("data",)))
@@ -101,19 +101,15 @@ print("RESULT " + json.dumps(out))
 # Process i of 2 (2 fake CPU devices each) trains the skimage_gauss:tiny config through
 # the real loop into one shared workdir, then saves its copy of the final parameters.
 TWO_PROCESSES = r'''
-import importlib.util
 import sys
 
 import jax
 import numpy as np
 
-from denoise_jax import train
+from denoise_jax import configs, train
 
 process, port, workdir, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-spec = importlib.util.spec_from_file_location("exp", "experiments/skimage_gauss.py")
-experiment = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(experiment)
-config = experiment.get_config("tiny")
+config = configs.load("experiments/skimage_gauss.py:tiny")
 config.distributed, config.coordinator_address = True, f"127.0.0.1:{port}"
 config.num_processes, config.process_id, config.distributed_timeout = 2, process, 60
 state = train.train_and_evaluate(config, workdir)
@@ -174,18 +170,14 @@ def test_two_processes_train_identical_replicas(tmp_path):
 # Process i of 2 trains skimage_gauss:tiny into one shared workdir; process 1 alone gets the
 # signal (argv[4]) before its step 3, as when a scheduler preempts one host.
 TWO_PROCESSES_SIGNAL = r'''
-import importlib.util
 import signal
 import sys
 
-from denoise_jax import train
+from denoise_jax import configs, train
 from denoise_jax.errors import Interrupted
 
 process, port, workdir, name = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-spec = importlib.util.spec_from_file_location("exp", "experiments/skimage_gauss.py")
-experiment = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(experiment)
-config = experiment.get_config("tiny")
+config = configs.load("experiments/skimage_gauss.py:tiny")
 config.num_steps, config.eval_every, config.sample_every = 40, 0, 0
 config.distributed, config.coordinator_address = True, f"127.0.0.1:{port}"
 config.num_processes, config.process_id, config.distributed_timeout = 2, process, 60

@@ -164,27 +164,23 @@ def test_the_shipped_manifest_is_a_fixed_broad_split():
 def test_every_photos_gauss_variant_builds_its_model(net):
     import jax
 
-    from denoise_jax import models
-    from denoise_jax.configs import EXPERIMENTS, sibling
+    from denoise_jax import configs, models
 
-    experiment = sibling(str(EXPERIMENTS / "photos_gauss.py"), "photos_gauss")
     for arg in (net, f"{net},gray,l1", f"{net},tiny"):
-        config = experiment.get_config(arg)
+        config = configs.load(f"photos_gauss:{arg}")
         model = models.get_model(**dict(config.model))
         shape = jax.eval_shape(lambda m=model: m.init(jax.random.PRNGKey(0),
                                                       np.zeros((1, 32, 32, 3), np.float32)))
         assert shape["params"]
     assert config.data.train == "photos:train" and config.eval.data == "photos:val"
     with pytest.raises(ValueError, match="photos_gauss"):
-        experiment.get_config(f"{net},sepia")
+        configs.load(f"photos_gauss:{net},sepia")
 
 
 def test_photos_gauss_trains_on_the_corpus(photo_corpus, tmp_path):
-    from denoise_jax import train, writers
-    from denoise_jax.configs import EXPERIMENTS, sibling
+    from denoise_jax import configs, train, writers
 
-    config = sibling(str(EXPERIMENTS / "photos_gauss.py"), "photos_gauss").get_config(
-        "drunet,tiny")
+    config = configs.load("photos_gauss:drunet,tiny")
     train.train_and_evaluate(config, str(tmp_path / "run"))
     val = writers.read_metrics(str(tmp_path / "run"), "val")
     assert val and val[-1]["step"] == config.num_steps and val[-1]["cpu_hours"] > 0

@@ -6,14 +6,13 @@ import jax
 import numpy as np
 import pytest
 
-from denoise_jax import checkpoints, evaluate, pretrained, train
-from denoise_jax.configs import EXPERIMENTS, sibling
+from denoise_jax import configs, evaluate, methods, pretrained, ship, train
+from denoise_jax.configs import EXPERIMENTS
 from denoise_jax.errors import UserError
-from denoise_jax.pretrained import ship
 
 
 def load_config_file(path, arg):
-    return sibling(path, "pretrained").get_config(arg)
+    return configs.load(f"{path}:{arg}")
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +41,10 @@ def ship_variants():
 
 def test_export_keeps_only_the_evaluation_weights(tiny_run, tmp_path):
     dest = str(tmp_path / "shipped")
-    step = checkpoints.export(tiny_run, dest)
+    step = methods.export(tiny_run, dest)
     assert step == 4
-    _, run_vars, _, _ = checkpoints.load_run(tiny_run, "latest")
-    _, shipped_vars, _, shipped_step = checkpoints.load_run(dest)
+    _, run_vars, _, _ = methods.load_run(tiny_run, "latest")
+    _, shipped_vars, _, shipped_step = methods.load_run(dest)
     assert shipped_step == 4
     for a, b in zip(jax.tree.leaves(run_vars), jax.tree.leaves(shipped_vars), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -53,7 +52,7 @@ def test_export_keeps_only_the_evaluation_weights(tiny_run, tmp_path):
     run_ckpt = os.path.join(tiny_run, "checkpoints", "4")
     assert _sizes(dest) < _sizes(run_ckpt)
     with pytest.raises(UserError, match="already exists"):
-        checkpoints.export(tiny_run, dest)
+        methods.export(tiny_run, dest)
 
 
 def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, photo_corpus):
@@ -91,7 +90,7 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, p
 
 def test_card_scores_match_a_direct_evaluation(tiny_run, tmp_path):
     dest = str(tmp_path / "m")
-    checkpoints.export(tiny_run, dest)
+    methods.export(tiny_run, dest)
     table, means = ship.score_table(dest, dest, "m", "skimage:test:gray", "gaussian:25", [0, 1],
                                     crop=24)
     from denoise_jax import data

@@ -1,4 +1,4 @@
-"""Real noisy/clean pairs in training, `data.name`, the seed 001 protocol and experiments.
+"""Real noisy/clean pairs in training, `data.name`, the real-noise comparison and experiments.
 
 The must-show flow runs end to end on a generated fixture folder:
 `denoise-jax data build paired_folder --manual-dir DIR`, then
@@ -7,7 +7,6 @@ Training runs go through the real command in subprocesses, two at a time, with X
 optimiser off (tiny models: compiling dominates); the pipeline checks run in-process.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,7 +21,7 @@ import optax
 import pytest
 from ml_collections import ConfigDict
 
-from denoise_jax import data, optim, train
+from denoise_jax import configs, data, optim, train
 from denoise_jax.data import build, builders, fixtures, pipeline
 from denoise_jax.errors import UserError
 from denoise_jax.images import read_image
@@ -37,18 +36,8 @@ SHORT = ("--config.num_steps=2", "--config.checkpoint_every=2", "--config.eval_e
 
 
 def _config(experiment: str, arg: str | None = None, **overrides) -> ConfigDict:
-    spec = importlib.util.spec_from_file_location(
-        "experiment_" + experiment[:-3], os.path.join(ROOT, "experiments", experiment))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(arg)
-    for key, value in overrides.items():
-        node = config
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return config
+    path = os.path.join(ROOT, "experiments", experiment)
+    return configs.load(f"{path}:{arg}" if arg else path, overrides)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
-from denoise_jax import optim, train, writers
+from denoise_jax import methods, optim, train, train_cmd, writers
 from denoise_jax.data import pipeline
 from denoise_jax.errors import UserError
 
@@ -154,7 +154,6 @@ def test_corrupted_latest_checkpoint_falls_back_with_a_warning(runs, cache, tmp_
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
         runs, cache, tmp_path):
-    from denoise_jax import checkpoints
 
     workdir = tmp_path / "run"
     shutil.copytree(runs["mnist_dae"], workdir)
@@ -165,14 +164,14 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert "last good checkpoint is step 4" in message and "learning rate" in message
     assert "Traceback" not in proc.stderr
     assert _steps(workdir)[-1] == 4
-    method = checkpoints.load_method(str(workdir), "latest")
+    method = methods.load_method(str(workdir), "latest")
     assert method.step == 4
     digit = np.full((28, 28, 1), 0.5, np.float32)
     assert np.isfinite(method(digit, None)).all()
 
 
 def test_trained_workdir_is_an_evaluation_method(runs):
-    from denoise_jax import checkpoints, data, evaluate  # checkpoints registers the resolver
+    from denoise_jax import checkpoints, data, evaluate
 
     assert checkpoints.is_workdir(str(runs["mnist_dae"]))
     dataset = data.load("mnist_5k:test")[:2]
@@ -275,7 +274,6 @@ def _train_in_process(workdir, *overrides: str, experiment: str = "mnist_dae") -
 def test_one_run_per_workdir_while_evaluating_it_stays_allowed(runs, tmp_path, capsys):
     import socket
 
-    from denoise_jax import checkpoints
 
     workdir = tmp_path / "run"
     shutil.copytree(runs["mnist_dae"], workdir)
@@ -285,7 +283,7 @@ def test_one_run_per_workdir_while_evaluating_it_stays_allowed(runs, tmp_path, c
         assert len(err) == 1 and err[0].startswith(
             f"error: workdir {workdir} is in use by process {os.getpid()} on host "
             f"{socket.gethostname()} since "), err
-        assert checkpoints.load_method(str(workdir)).step == 4  # read-only: allowed
+        assert methods.load_method(str(workdir)).step == 4  # read-only: allowed
     assert _steps(workdir) == [2, 4]
 
 
@@ -339,7 +337,7 @@ def test_init_from_copies_the_weights_and_refuses_another_model(runs, tmp_path, 
 
     def fresh(name):
         config = ConfigDict(checkpoints.load_config(str(runs[name])))
-        model, _ = train.build_model(config)
+        model, _ = methods.build_model(config)
         tx = optim.make_optimizer(config.optimizer, 4)
         shape = (28, 28, 1)
         return train.make_init(config, model, tx, shape, train.make_mesh())(
@@ -369,8 +367,8 @@ def test_init_from_copies_the_weights_and_refuses_another_model(runs, tmp_path, 
 
 
 def test_help_lists_usage_and_experiments(capsys):
-    assert train.main(["denoise-jax train", "--help"]) == 0
-    assert train.main(["denoise-jax train", "--config", "experiments/mnist_dae.py:tiny",
+    assert train_cmd.main(["denoise-jax train", "--help"]) == 0
+    assert train_cmd.main(["denoise-jax train", "--config", "experiments/mnist_dae.py:tiny",
                        "--help"]) == 0  # callable more than once in a process
     out = capsys.readouterr().out
     assert "--workdir DIR" in out and "experiments/skimage_gauss.py" in out
@@ -387,7 +385,7 @@ def test_help_lists_usage_and_experiments(capsys):
 ])
 def test_bad_arguments_are_user_errors(argv, says):
     with pytest.raises(UserError, match=says):
-        train.main(["denoise-jax train", *argv])
+        train_cmd.main(["denoise-jax train", *argv])
 
 
 # ---------------------------------------------------------------------------------------------

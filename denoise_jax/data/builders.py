@@ -821,7 +821,7 @@ def built_counts(name: str, data_dir: str | None = None) -> BuildReport | None:
 
 
 # ---------------------------------------------------------------------------------------
-# Seed 001's protocol
+# The real-noise comparison's protocol
 
 
 SEED001_COUNTS = {"sidd": 160, "renoir": 80, "nind": 62}
@@ -837,7 +837,7 @@ def seed001_pairs(
     renoir_cameras: Sequence[str] | None = ("Mi3",),
     nind_cameras: Sequence[str] | None = ("XT1",),
 ) -> tuple[Dataset, Dataset]:
-    """Seed 001's 302 pairs (SIDD 160 + RENOIR 80 + NIND 62), split 241/61 as it did.
+    """The real-noise comparison's 302 pairs (SIDD 160 + RENOIR 80 + NIND 62), split 241/61.
 
     Reads the three manual folders directly (no build needed; None skips a source).
     Assumed order (the seed's own listing is unknown): SIDD scene pairs sorted by folder
@@ -884,8 +884,8 @@ def seed001_pairs(
         chosen = [pairs[int(i)] for i in idx]
         return Dataset(
             f"seed001:{split}",
-            f"seed 001 protocol, {split}: {len(chosen)} of {len(pairs)} pairs ({counts}; the "
-            f"seed had {wanted}), resized to {size}x{size}",
+            f"real-noise comparison protocol, {split}: {len(chosen)} of {len(pairs)} pairs "
+            f"({counts}; the seed had {wanted}), resized to {size}x{size}",
             [p.name for p in chosen],
             lambda i: _resized_example(chosen[i], size),
             files=[f for p in chosen for f in (p.noisy, p.clean)],

@@ -21,9 +21,7 @@ images (`grain.sharding.ShardByJaxProcess`) and yields its share of the global b
 from __future__ import annotations
 
 import copy
-import functools
 import os
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,14 +34,23 @@ from denoise_jax.errors import UserError
 
 TFDS_PREFIX = "tfds:"
 SEED001_PREFIX = "seed001:"
-# The buildable tfds sets (denoise_jax.data.builders.BUILDERS) all hold noisy/clean pairs.
-PAIR_SETS = ("sidd", "renoir", "nind", "paired_folder")
-SEED001_SOURCES = ("sidd", "renoir", "nind")
+SEED001_SOURCES = data.SEED001_SOURCES
+is_pair_spec = data.is_pair_spec
+
+
+def __getattr__(name: str):
+    # PAIR_SETS: the buildable tfds sets, all noisy/clean pairs (imports tensorflow_datasets,
+    # so only when asked).
+    if name == "PAIR_SETS":
+        from denoise_jax.data import builders
+
+        return tuple(builders.BUILDERS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def training_source(spec: str, download: bool = False,
                     resize: int | None = None) -> Sequence[data.Example]:
-    """The data set named by `spec`: any `data.load` spec, or `seed001:train|test@...`.
+    """The data set named by `spec` (any `data.load` spec, `seed001:train|test@...` included).
 
     Only with `download` does a `tfds:` spec of a TFDS catalog set (e.g. tfds:mnist:train)
     first let TFDS fetch and prepare it; otherwise nothing touches the network.
@@ -51,12 +58,13 @@ def training_source(spec: str, download: bool = False,
     """
     if download and spec.startswith(TFDS_PREFIX):
         prepare_tfds(spec)
-    dataset = _seed001(spec) if spec.startswith(SEED001_PREFIX) else data.load(spec)
+    dataset = data.load(spec)
     return resized(dataset, resize) if resize else dataset
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
-    """[H, W, C] float32 -> [size, size, C], bilinear (cv2.resize, as seed 001); same if equal."""
+    """[H, W, C] float32 -> [size, size, C], bilinear (cv2.resize, as the real-noise
+    comparison); the same array if equal."""
     import cv2
 
     if image.shape[:2] == (size, size):
@@ -79,18 +87,6 @@ def resized(dataset: data.Dataset, size: int) -> data.Dataset:
                         dataset.names, get, files=getattr(dataset, "files", ()))
 
 
-def is_pair_spec(spec: str | None) -> bool:
-    """Whether a data spec names real noisy/clean pairs (pairs:, seed001:, built pair sets)."""
-    if not spec:
-        return False
-    kind, _, rest = spec.strip().partition(":")
-    kind = kind.lower()
-    if kind in ("pairs", "seed001"):
-        return True
-    name = re.split(r"[:@]", rest.strip(), maxsplit=1)[0].strip().lower()
-    return kind == "tfds" and name in PAIR_SETS
-
-
 def seed001_spec(split: str, sidd: str | None, renoir: str | None, nind: str | None) -> str:
     """`seed001:SPLIT@sidd=DIR,renoir=DIR,nind=DIR` (sources without a folder left out)."""
     dirs = {"sidd": sidd, "renoir": renoir, "nind": nind}
@@ -100,26 +96,6 @@ def seed001_spec(split: str, sidd: str | None, renoir: str | None, nind: str | N
         raise UserError("data.name=seed001 needs the manual folders: set --config.data.sidd_dir, "
                         "--config.data.renoir_dir and/or --config.data.nind_dir")
     return f"{SEED001_PREFIX}{split}@{given}"
-
-
-def _seed001(spec: str) -> data.Dataset:
-    """Seed 001's 241/61 split of the SIDD + RENOIR + NIND pairs (builders.seed001_pairs)."""
-    split, _, rest = spec[len(SEED001_PREFIX):].partition("@")
-    parts = [p for p in re.split(r",(?=(?:sidd|renoir|nind)=)", rest.strip()) if p]
-    dirs = dict(p.split("=", 1) for p in parts if "=" in p)
-    if split not in ("train", "test") or len(dirs) != len(parts) or not dirs or any(
-            k not in SEED001_SOURCES for k in dirs):
-        raise UserError(f"bad data spec {spec!r}: expected seed001:train|test@sidd=DIR,"
-                        "renoir=DIR,nind=DIR (any of the three)")
-    train, test = _seed001_split(dirs.get("sidd"), dirs.get("renoir"), dirs.get("nind"))
-    return train if split == "train" else test
-
-
-@functools.cache
-def _seed001_split(sidd: str | None, renoir: str | None, nind: str | None):
-    from denoise_jax.data import builders
-
-    return builders.seed001_pairs(sidd, renoir, nind)
 
 
 def resolve(config: ConfigDict) -> ConfigDict:
@@ -146,7 +122,7 @@ def resolve(config: ConfigDict) -> ConfigDict:
         root = os.path.abspath(os.path.expanduser(root))
         built = builders.built_counts(name, root)
         if built is None:
-            how = (f"denoise-jax data build {name} --manual-dir PATH" if name in PAIR_SETS
+            how = (f"denoise-jax data build {name} --manual-dir PATH" if name in builders.BUILDERS
                    else "prepare it with tensorflow-datasets")
             raise UserError(f"data.name={name}: no build under {root!r}; run `{how}` first "
                             "(or point --config.data.data_dir / $TFDS_DATA_DIR at its folder)")

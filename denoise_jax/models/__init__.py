@@ -1,15 +1,12 @@
-"""Model zoo. Importing this package registers every family."""
+"""Model zoo. Importing this package imports every module in its folder, which registers
+every family (`registry.register`): a new model is one new file here."""
 
-from denoise_jax.models import (  # noqa: F401
-    autoencoder,
-    dncnn,
-    drunet,
-    ffdnet,
-    mwcnn,
-    nafnet,
-    pridnet,
-    rednet,
-)
-from denoise_jax.models.registry import get_model, names, register
+import importlib
+import pkgutil
 
-__all__ = ["get_model", "names", "register"]
+from denoise_jax.models.registry import get_model, names, register, tiny_kwargs
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["get_model", "names", "register", "tiny_kwargs"]

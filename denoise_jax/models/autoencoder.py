@@ -21,9 +21,9 @@ from denoise_jax.models.registry import register
 _KERAS_INIT = nn.initializers.glorot_uniform()
 
 
-@register("dae_dense")
+@register("dae_dense", tiny=dict(hidden=16))
 class DenseDAE(nn.Module):
-    """Dense denoising autoencoder (seed 000): flatten, Dense(32, relu), Dense(784, sigmoid).
+    """Dense autoencoder (Keras MNIST tutorial, seed 000): Dense(32, relu), Dense(784, sigmoid).
 
     `hidden` is the code size: 32 in the seed's code (`encoding_dim = 32`) although its text
     says 64. The output layer has H*W*C units, so a 28×28×1 input gives the seed's 784 and
@@ -53,7 +53,7 @@ class DenseDAE(nn.Module):
         return out.reshape(x.shape).astype(x.dtype)
 
 
-@register("dae_conv")
+@register("dae_conv", tiny=dict(features=8))
 class ConvDAE(nn.Module):
     """Conv DAE (Keras blog): Conv32-pool-Conv32-pool / Conv32-up-Conv32-up-Conv(C, sigmoid).
 

@@ -20,7 +20,7 @@ from denoise_jax.models.layers import Conv
 from denoise_jax.models.registry import register
 
 
-@register("dncnn")
+@register("dncnn", tiny=dict(depth=3, features=8))
 class DnCNN(nn.Module):
     """DnCNN: 3×3 conv stack (conv+BN+ReLU) predicting the noise; returns x - noise.
 

@@ -63,7 +63,7 @@ class ResBlock(nn.Module):
         return x + Conv(c, (3, 3), kernel_init=nn.initializers.zeros, name="conv2", **layer)(y)
 
 
-@register("drunet")
+@register("drunet", tiny=dict(features=(4, 8), blocks=1))
 class DRUNet(nn.Module):
     """DRUNet: bias-free U-Net of conv-ReLU-conv residual blocks; returns x - noise.
 

@@ -28,7 +28,7 @@ from denoise_jax.models.layers import (
 from denoise_jax.models.registry import register
 
 
-@register("ffdnet")
+@register("ffdnet", tiny=dict(depth=3, features=8))
 class FFDNet(nn.Module):
     """FFDNet: conv+ReLU stack on the pixel-unshuffled image (H/2 × W/2 × 4C); returns x - noise.
 

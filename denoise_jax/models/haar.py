@@ -2,7 +2,7 @@
 
 These replace pooling and up-sampling in MWCNN (Liu et al., CVPRW 2018).
 
-Pixel naming (as in the MWCNN code and seed 001), for each 2×2 block of x:
+Pixel naming (as in the MWCNN code and the real-noise comparison), for each 2×2 block of x:
     x1 = x[2i, 2j]      x3 = x[2i, 2j+1]
     x2 = x[2i+1, 2j]    x4 = x[2i+1, 2j+1]
 
@@ -13,13 +13,13 @@ Sub-bands (unscaled):
     HH = (x1 + x4) - (x2 + x3)         (diagonal)
 
 Channel layout of `dwt`'s output: four blocks of C channels, [LL, LH, HL, HH], i.e. channel
-`k * C + c` is sub-band k of input channel c (seed 001's order; the official MWCNN code uses
-[LL, HL, LH, HH], which only permutes what a learned conv sees).
+`k * C + c` is sub-band k of input channel c (the real-noise comparison's order; the
+official MWCNN code uses [LL, HL, LH, HH], which only permutes what a learned conv sees).
 
 Scalings:
 - "orthonormal" (MWCNN paper): every sub-band times 1/2 (LL = (x1+x2+x3+x4)/2), IWT also
   times 1/2. The transform is orthonormal, so it preserves energy (Parseval).
-- "seed" (seed 001): DWT unscaled (LL = x1+x2+x3+x4), IWT divides by 4.
+- "seed" (the real-noise comparison): DWT unscaled (LL = x1+x2+x3+x4), IWT divides by 4.
 
 Relation to PyWavelets `cA, (cH, cV, cD) = pywt.dwt2(x, "haar")` on one channel (PyWavelets'
 detail filter is "even minus odd", the opposite sign of ours for single differences):

@@ -19,7 +19,8 @@ the official code. Haar with 1/2 scaling (orthonormal). Any number of levels wor
 PyTorch's defaults (momentum 0.1 there = 0.9 here, epsilon 1e-5); convs before BN have no
 bias. Parameters at the defaults: 16,152,260 (grey) / 16,175,308 (colour).
 
-`mwcnn_seed` — seed 001's 4-level Keras variant (DESIGN §3), with f = `features` = 64:
+`mwcnn_seed` — the real-noise comparison's 4-level Keras variant
+(docs/reference.md#architectures), with f = `features` = 64:
     Conv_block(w) = 3 × (3×3 conv w + ReLU);  DWT unscaled, IWT divides by 4
     enc:  CB(f) -> DWT -> CB(2f) -> DWT -> CB(4f) -> DWT -> CB(8f) -> DWT
           -> CB(8f) -> BN -> CB(8f)
@@ -66,7 +67,7 @@ class ConvBNReLU(nn.Module):
         return nn.relu(x)
 
 
-@register("mwcnn")
+@register("mwcnn", tiny=dict(widths=(4, 4), convs_per_level=2))
 class MWCNN(nn.Module):
     """MWCNN as in the paper: Haar-DWT U-Net of conv+BN+ReLU layers with a global residual.
 
@@ -115,7 +116,9 @@ class MWCNN(nn.Module):
 
 
 class SeedConvBlock(nn.Module):
-    """Seed 001's Conv_block: `convs` × (3×3 conv + ReLU). x: [B, H, W, Cin] -> [..., features]."""
+    """The real-noise comparison's Conv_block: `convs` × (3×3 conv + ReLU).
+
+    x: [B, H, W, Cin] -> [..., features]."""
 
     features: int
     convs: int = 3
@@ -129,9 +132,9 @@ class SeedConvBlock(nn.Module):
         return x
 
 
-@register("mwcnn_seed")
+@register("mwcnn_seed", tiny=dict(features=4))
 class MWCNNSeed(nn.Module):
-    """Seed 001's MWCNN: 4 unscaled-Haar levels, Conv_blocks f/2f/4f/8f/8f/8f, no residual.
+    """Real-noise comparison's MWCNN: 4 unscaled-Haar levels, blocks f/2f/4f/8f/8f/8f, no residual.
 
     `features` is the first block's width (seed: 64), doubling per level up to 8×;
     `convs_per_block`: convs per Conv_block (seed: 3). Tiny: `features=4, convs_per_block=1`.

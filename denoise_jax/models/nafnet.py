@@ -211,7 +211,8 @@ def _build(width: int, enc_blk_nums: Sequence[int], middle_blk_num: int,
                   dtype=dtype)
 
 
-@register("nafnet")
+# Tiny: NAFNet compiles slowly (per block); three and two blocks, over one and two levels.
+@register("nafnet", tiny=dict(width=4, enc_blk_nums=(1,), middle_blk_num=1, dec_blk_nums=(1,)))
 def nafnet(width: int = 32, enc_blk_nums: Sequence[int] = (2, 2, 4, 8), middle_blk_num: int = 12,
            dec_blk_nums: Sequence[int] = (2, 2, 2, 2), attention: str = "global",
            window: int = 64, dtype: Any = jnp.float32) -> NAFNet:
@@ -219,7 +220,8 @@ def nafnet(width: int = 32, enc_blk_nums: Sequence[int] = (2, 2, 4, 8), middle_b
     return _build(width, enc_blk_nums, middle_blk_num, dec_blk_nums, dtype, attention, window)
 
 
-@register("nafnet_tiny")
+@register("nafnet_tiny", tiny=dict(width=4, enc_blk_nums=(0, 1), middle_blk_num=0,
+                                dec_blk_nums=(1, 0)))
 def nafnet_tiny(width: int = 16, enc_blk_nums: Sequence[int] = (1, 1, 1), middle_blk_num: int = 1,
                 dec_blk_nums: Sequence[int] = (1, 1, 1), attention: str = "global",
                 window: int = 64, dtype: Any = jnp.float32) -> NAFNet:
@@ -227,7 +229,9 @@ def nafnet_tiny(width: int = 16, enc_blk_nums: Sequence[int] = (1, 1, 1), middle
     return _build(width, enc_blk_nums, middle_blk_num, dec_blk_nums, dtype, attention, window)
 
 
-@register("nafnet_small")
+# Tiny: local attention over a 2×2-cell window (cells of 2 pixels): the box filter runs.
+@register("nafnet_small", tiny=dict(width=4, enc_blk_nums=(1,), middle_blk_num=1,
+                                 dec_blk_nums=(1,), window=4))
 def nafnet_small(width: int = 32, enc_blk_nums: Sequence[int] = (1, 1, 2),
                  middle_blk_num: int = 4, dec_blk_nums: Sequence[int] = (1, 1, 1),
                  attention: str = "local", window: int = 64,

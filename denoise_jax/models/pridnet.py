@@ -20,7 +20,8 @@ with f = `features` = 32 and C the image channels (the paper: raw, C = 1; here 1
   Parameters at the defaults: 74,185,129 (grey) / 74,226,403 (colour), almost all in
   the five U-Nets (14.8M each).
 
-`pridnet_seed` — seed 001's Keras variant (DESIGN §3), f = `features` = 64:
+`pridnet_seed` — the real-noise comparison's Keras variant (docs/reference.md#architectures),
+f = `features` = 64:
     4 × conv(f) + ReLU -> channel attention (GAP -> Dense(2) ReLU -> Dense(f) sigmoid)
     -> conv 3×3 to C (linear) -> concat [input, that] (2C = 6 for colour)
     -> 5 branches, avg-pool by 1, 2, 4, 8, 16 -> U-Net f..16f (64..1024) -> 1×1 conv to C
@@ -166,7 +167,8 @@ def _check(name: str, features: int, levels: int) -> None:
         raise UserError(f"{name}: features and unet_levels must be >= 1, got {features}, {levels}")
 
 
-@register("pridnet")
+# Tiny: five U-Net branches compile slowly; one level keeps the paper variant cheap.
+@register("pridnet", tiny=dict(features=4, unet_levels=1))
 class PRIDNet(nn.Module):
     """PRIDNet as in the paper / official code; LeakyReLU 0.2.
 
@@ -209,9 +211,10 @@ class PRIDNet(nn.Module):
         return crop_to(out, hw).astype(x.dtype)
 
 
-@register("pridnet_seed")
+# Tiny: two levels cover the seed's 3×3 stride-2 up-sampling (the odd-size risk).
+@register("pridnet_seed", tiny=dict(features=4, unet_levels=2))
 class PRIDNetSeed(nn.Module):
-    """Seed 001's PRIDNet (~291M parameters at the defaults); ReLU.
+    """The real-noise comparison's PRIDNet (~291M parameters at the defaults); ReLU.
 
     Tiny: `features=4, unet_levels=2`.
 

@@ -1,9 +1,9 @@
 """RED-Net (Mao, Shen, Yang, NeurIPS 2016): residual encoder-decoder with symmetric skips.
 
-Choices (the paper and seed 001 leave them open or differ):
+Choices (the paper and the real-noise comparison leave them open or differ):
 - Stride 1 and 'same' padding everywhere, no pooling: the paper's denoising setup uses no
-  down-sampling; 'same' padding (as the Keras re-implementations seed 001 follows) keeps every
-  feature map at the input size, so any H, W work without padding and cropping.
+  down-sampling; 'same' padding (as the Keras re-implementations the real-noise comparison
+  follows) keeps every feature map at the input size, so any H, W work without padding and cropping.
 - Skips: decoder layer j (1-based) mirrors encoder layer `depth - j` (same size). Every
   `skip_every`-th decoder layer, counted from the bottleneck, receives the mirrored encoder
   feature map: element-wise sum, then ReLU, as in the paper. Each skip thus spans
@@ -26,7 +26,7 @@ from denoise_jax.models.registry import register
 _HE_INIT = nn.initializers.kaiming_normal()
 
 
-@register("rednet")
+@register("rednet", tiny=dict(depth=2, features=8))
 class REDNet(nn.Module):
     """RED-Net: `depth` 3×3 convs then `depth` 3×3 deconvs, symmetric skips, global residual.
 

@@ -1,7 +1,9 @@
 """Models by name: `get_model(name, **kwargs)` returns a Flax Linen module.
 
-Adding a model is one module file with `@register("name")` on a factory or class, plus
-one import line in `denoise_jax/models/__init__.py`. Nothing else changes.
+Adding a model is one module file in `denoise_jax/models/` with
+`@register("name", tiny={...})` on a factory or class: the package imports every module in
+its folder, and `tiny` (small keyword arguments that compile and run in seconds on 2 CPU
+cores) is what the model tests build. Nothing else changes.
 """
 
 from collections.abc import Callable
@@ -11,15 +13,19 @@ import flax.linen as nn
 from denoise_jax.errors import UserError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_TINY: dict[str, dict] = {}
 
 
-def register(name: str):
-    """Registers a module class (or a factory returning one) under `name`."""
+def register(name: str, tiny: dict | None = None):
+    """Registers a module class (or a factory returning one) under `name`; `tiny`: its
+    test-sized keyword arguments (`tiny_kwargs`)."""
 
     def wrap(factory):
         if name in _MODELS:
             raise ValueError(f"model {name!r} registered twice")
         _MODELS[name] = factory
+        if tiny is not None:
+            _TINY[name] = dict(tiny)
         return factory
 
     return wrap
@@ -41,3 +47,8 @@ def factory(name: str) -> Callable[..., nn.Module]:
 
 def names() -> list[str]:
     return sorted(_MODELS)
+
+
+def tiny_kwargs() -> dict[str, dict]:
+    """{name: test-sized kwargs} of the models registered with `tiny`."""
+    return {name: dict(kwargs) for name, kwargs in _TINY.items()}

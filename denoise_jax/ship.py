@@ -1,0 +1,345 @@
+"""Turns a finished training run into a shipped pretrained model with its model card.
+
+    python -m denoise_jax.ship RUN_DIR NAME [--which latest] [--seeds 0,1,2,3]
+    python -m denoise_jax.ship --rescore NAME    # re-score a shipped model's card
+
+1. exports the run's evaluation weights (EMA) to `denoise_jax/pretrained/NAME/`
+   (`methods.export`: no optimizer state, a few MB);
+2. scores the shipped model on the held-out test photos next to the noisy input, NLM and
+   BM3D with `denoise_jax.evaluate` — the same code as `denoise-jax eval` — at the noise
+   levels of its kind (Gaussian: σ = 15, 25, 50 with σ given to NLM and BM3D; camera: the
+   synthetic camera noise, σ estimated), averaged over the noise seeds;
+3. scores it on the photo corpus's held-out `photos:val` (24 whole photos it never saw) at
+   the same noise levels, with the noisy input in floating point and as an 8-bit file holds
+   it, the colour-bias column and the worst photo's margin against BM3D;
+4. writes `MODEL_CARD.md`: config, data, steps, hardware, training time, the tables and the
+   `denoise-jax eval` commands that reproduce each row.
+`--rescore NAME` redoes step 3 for a model already shipped and replaces those tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import sys
+
+import numpy as np
+
+from denoise_jax import checkpoints, data, evaluate, methods, metrics, pretrained
+from denoise_jax.errors import UserError
+
+GAUSS_LEVELS = (15, 25, 50)
+
+
+def protocol(config) -> list[tuple[str, str]]:
+    """[(data spec, noise spec)] a model trained with `config` is scored on."""
+    colour = not config.data.train.endswith(":gray")
+    test = "skimage:test:rgb" if colour else "skimage:test:gray"
+    if config.noise == "camera":
+        return [(test, "camera")]
+    return [(test, f"gaussian:{s}") for s in GAUSS_LEVELS]
+
+
+def photos_protocol(config) -> list[tuple[str, str]]:
+    """[(data spec, noise spec)] on the photo corpus's val split, by the model's kind."""
+    colour = not config.data.train.endswith(":gray")
+    val = "photos:val" if colour else "photos:val:gray"
+    if config.noise == "camera":
+        return [(val, "camera")]
+    return [(val, f"gaussian:{s}") for s in GAUSS_LEVELS]
+
+
+def photos_table(method: str, name: str, data_spec: str, noise_spec: str, seed: int = 0,
+                 crop: int | None = None) -> str:
+    """Markdown: noisy, NLM, BM3D and the model on `data_spec`, float and 8-bit inputs."""
+    dataset = data.load(data_spec)
+    model = {name: evaluate.resolve_method(method)}
+    results = {}
+    for kind in evaluate.INPUTS:
+        found = classical_results(dataset, data_spec, noise_spec, seed, kind, crop)
+        found.update(evaluate.evaluate(model, dataset, noise_spec, seed, data_name=data_spec,
+                                       input=kind, crop=crop).methods)
+        for label, r in found.items():
+            if label != "BM3D":
+                r.worst = evaluate.worst_margin(r.per_image, found["BM3D"].per_image)
+        results[kind] = found
+    lines = ["| method | PSNR float / 8-bit (dB) | SSIM float / 8-bit | colour bias float / "
+             "8-bit | worst vs BM3D, 8-bit | s/MP | σ |", "|---|---:|---:|---:|---|---:|---|"]
+    for label in (*CLASSICAL, name):
+        f, q = (results[k][label] for k in evaluate.INPUTS)
+        worst = "-" if q.worst is None else f"{q.worst['margin']:+.2f} dB ({q.worst['image']})"
+        lines.append(f"| {label} | {f.psnr:.2f} / {q.psnr:.2f} | {f.ssim:.4f} / {q.ssim:.4f} | "
+                     f"{f.colour_bias:.2f} / {q.colour_bias:.2f} | {worst} | "
+                     f"{q.sec_per_mp:.3g} | {q.sigma} |")
+    return "\n".join(lines)
+
+
+CLASSICAL = {"noisy": "noisy", "NLM": "nlm", "BM3D": "bm3d"}
+
+
+def scores_cache() -> str:
+    """Where classical methods' scores are kept: $DENOISE_JAX_SCORES or ~/.cache/..."""
+    return os.path.expanduser(os.environ.get("DENOISE_JAX_SCORES")
+                              or "~/.cache/denoise_jax/scores")
+
+
+def classical_results(dataset, data_spec: str, noise_spec: str, seed: int, kind: str,
+                      crop: int | None) -> dict[str, evaluate.MethodResult]:
+    """noisy, NLM and BM3D on these exact inputs: computed once, then read from the cache
+    (BM3D takes minutes per megapixel; the same noisy inputs give the same scores)."""
+    from denoise_jax.images import write_text
+
+    files = getattr(dataset, "files", ())
+    identity = [data_spec, noise_spec, seed, kind, crop, list(dataset.names),
+                [os.path.getsize(f) for f in files]]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:20]
+    path = os.path.join(scores_cache(), f"{key}.json")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            return {k: evaluate.MethodResult(**v) for k, v in json.load(f).items()}
+    methods = {label: evaluate.resolve_method(m) for label, m in CLASSICAL.items()}
+    report = evaluate.evaluate(methods, dataset, noise_spec, seed, data_name=data_spec,
+                               input=kind, crop=crop)
+    os.makedirs(scores_cache(), exist_ok=True)
+    write_text(path, json.dumps({k: dataclasses.asdict(v) for k, v in report.methods.items()}))
+    return report.methods
+
+
+def photos_section(method: str, name: str, config, seed: int = 0,
+                   crop: int | None = None) -> str:
+    """The card's photos:val section: one table per noise level, and how to reproduce it."""
+    lines = ["## Held-out scores: `photos:val`", "",
+             "The photo corpus's 24 held-out photos (`denoise-jax data build photos`; every "
+             "package is represented, and no photo or scene of them is in `photos:train`), "
+             f"whole photos, noise seed {seed}. *float*: noise added in floating point; "
+             "*8-bit*: the noisy input clipped and rounded to 8 bits, as a photo file holds "
+             f"it. Colour bias: {evaluate.COLOUR_BIAS}. Worst vs BM3D: the photo where the "
+             "method falls furthest below BM3D, and by how much. s/MP on this machine "
+             "(8-bit run).", ""]
+    for data_spec, noise_spec in photos_protocol(config):
+        table = photos_table(method, name, data_spec, noise_spec, seed, crop)
+        print(f"{data_spec} {noise_spec}\n{table}\n", flush=True)
+        command = eval_command(name, data_spec, noise_spec, seed)
+        lines += [f"### `{data_spec}`, noise `{noise_spec}`", "", table, "",
+                  f"Reproduce: `{command} --input 8bit --worst-vs bm3d` (and without "
+                  "`--input 8bit`)", ""]
+    return "\n".join(lines)
+
+
+def rescore(name: str, root: str = pretrained.ROOT, seed: int = 0,
+            crop: int | None = None) -> str:
+    """Replaces the photos:val section of a shipped model's card; returns the card."""
+    from denoise_jax.images import write_text
+
+    folder = pretrained.find(name, root)
+    config = checkpoints.load_config(folder)
+    method = f"pretrained:{name}" if root == pretrained.ROOT else folder
+    text = pretrained.model_card(name, root)
+    section = photos_section(method, name, config, seed, crop)
+    start = text.find(PHOTOS_HEADING)
+    end = text.find(SKIMAGE_HEADING)
+    if start < 0:  # a card from before the corpus: its held-out section becomes the second
+        start = end = text.find(OLD_HEADING)
+        text = text.replace(OLD_HEADING, SKIMAGE_HEADING, 1)
+    text = text[:start] + section + "\n" + text[end:]
+    write_text(os.path.join(folder, pretrained.CARD), text)
+    return text
+
+
+def validation_references(config) -> dict[str, float]:
+    """NLM's and BM3D's PSNR on exactly the run's validation inputs (its `eval` settings),
+    to draw beside its learning curve."""
+    from denoise_jax import train
+
+    dataset = train.validation_set(config)
+    noise_spec = config.eval.get("noise")
+    if dataset is None or noise_spec in (None, "real"):
+        return {}
+    found = classical_results(dataset, config.eval.data, noise_spec, config.seed, "float",
+                              config.eval.get("crop") or None)
+    return {f"{label} (σ given)": found[label].psnr for label in ("NLM", "BM3D")}
+
+
+def learning_curve(run_dir: str, path: str, name: str, config) -> None:
+    """The run's validation PSNR against CPU-hours, NLM and BM3D drawn on the same inputs."""
+    from denoise_jax import curves
+
+    where = f"{config.eval.data}, {config.eval.noise}" + (
+        f", centre {config.eval.crop}² crops" if config.eval.get("crop") else "")
+    curves.plot({name: run_dir}, path, validation_references(config),
+                title=f"{name}: validation PSNR ({where})")
+
+
+CURVE = "learning_curve.png"
+DATA_TEXT = {
+    "skimage": "scikit-image's bundled training photos; the test photos are never seen",
+    "photos": "the photo corpus's 232 training photos, `denoise-jax data build photos`; "
+              "no photo or scene of photos:val is among them",
+}
+
+
+def data_text(spec: str) -> str:
+    return DATA_TEXT.get(spec.split(":")[0], "see the config below")
+
+
+PHOTOS_HEADING = "## Held-out scores: `photos:val`"
+SKIMAGE_HEADING = "## Held-out scores: scikit-image test photos"
+OLD_HEADING = "## Held-out scores\n"
+
+
+def training_time(workdir: str) -> tuple[float, int]:
+    """(seconds of training, last step) summed from the run's metrics.jsonl log intervals."""
+    seconds, last, step = 0.0, 0, 0
+    with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row.get("split") == "train" and row.get("steps_per_sec"):
+                seconds += (row["step"] - last) / row["steps_per_sec"] if row["step"] > last else 0
+                last = row["step"]
+            step = max(step, row.get("step", 0))
+    return seconds, step
+
+
+def score_table(method: str, folder: str, name: str, data_spec: str, noise_spec: str,
+                seeds: list[int], crop: int | None = None) -> tuple[str, dict]:
+    """A markdown table (mean over seeds) of noisy, NLM, BM3D, the model (`method`, as
+    `denoise-jax eval` names it) and the model with the ×8 self-ensemble (`denoise
+    --ensemble`, loaded from `folder`); and the raw means {label: [PSNR, SSIM]}."""
+    from denoise_jax.inference import Denoiser
+
+    dataset = data.load(data_spec)
+    methods = {"noisy": "noisy", "NLM": "nlm", "BM3D": "bm3d", name: method}
+    methods = {label: evaluate.resolve_method(m) for label, m in methods.items()}
+    methods[f"{name} ×8 ensemble"] = Denoiser.from_workdir(folder, ensemble=True).as_method()
+    sums: dict[str, np.ndarray] = {k: np.zeros(2) for k in methods}
+    sigma: dict[str, str] = {}
+    for seed in seeds:
+        report = evaluate.evaluate(methods, dataset, noise_spec, seed, crop=crop,
+                                   data_name=data_spec)
+        for label in methods:
+            r = report.methods[label]
+            sums[label] += (r.psnr, r.ssim)
+            sigma[label] = r.sigma
+    means = {k: v / len(seeds) for k, v in sums.items()}
+    lines = ["| method | PSNR (dB) | SSIM | σ |", "|---|---:|---:|---|"]
+    for label, (p, s) in means.items():
+        lines.append(f"| {label} | {p:.2f} | {s:.4f} | {sigma[label]} |")
+    return "\n".join(lines), {k: [float(v[0]), float(v[1])] for k, v in means.items()}
+
+
+def eval_command(name: str, data_spec: str, noise_spec: str, seed: int) -> str:
+    return (f"denoise-jax eval --methods noisy,nlm,bm3d,pretrained:{name} --data {data_spec} "
+            f"--noise {noise_spec} --seed {seed}")
+
+
+def card(name: str, method: str, run_dir: str, step: int,
+         tables: list[tuple[str, str, str]], seeds: list[int], config,
+         crop: int | None = None) -> str:
+    seconds, _ = training_time(run_dir)
+    config_json = json.dumps(json.loads(config.to_json_best_effort()), indent=2, sort_keys=True)
+    kind = "realistic synthetic camera noise" if config.noise == "camera" else (
+        f"blind Gaussian noise ({config.noise})")
+    lines = [
+        f"# `{name}`: {config.model.name} for {kind}",
+        "",
+        f"- **Use**: `denoise-jax denoise PHOTO -o OUT --model {name}`; in Python "
+        f"`evaluate.resolve_method('pretrained:{name}')`, or this folder as a workdir.",
+        f"- **Model**: `{config.model.name}` {dict(config.model)}.",
+        f"- **Trained by**: `denoise-jax train --config {config_arg(name)} "
+        f"--workdir runs/{name}`, then `python -m denoise_jax.ship runs/{name} "
+        f"{name}`.",
+        f"- **Data**: `{config.data.train}` ({data_text(config.data.train)}), "
+        f"random {config.data.patch}² crops, batch {config.data.batch}, flips and 90° rotations"
+        + (", a random colour-channel order" if config.data.get("permute_channels") else "")
+        + f"; noise `{config.noise}` drawn per crop"
+        + (f", {config.noise_8bit_share:.0%} of the noisy crops rounded to 8 bits"
+           if config.get("noise_8bit_share") else "") + ".",
+        f"- **Steps**: {step} (EMA {config.ema} weights of the last step; no checkpoint "
+        "was picked on test scores).",
+        f"- **Hardware**: {hardware()}; training time {seconds / 60:.0f} min (summed from the "
+        "logged step rates of every resumed chunk).",
+        "",
+        "![validation PSNR against CPU-hours, with NLM and BM3D on the same inputs]"
+        f"({CURVE})",
+        "",
+        "",
+    ]
+    lines += [photos_section(method, name, config, seeds[0], crop), SKIMAGE_HEADING, ""]
+    lines += [
+        f"Mean over noise seeds {', '.join(map(str, seeds))} of the whole test photos "
+        "(no crop). PSNR/SSIM: " + metrics.DEFINITIONS["psnr"] + "; "
+        + metrics.DEFINITIONS["ssim"] + ".",
+        "",
+    ]
+    for data_spec, noise_spec, table in tables:
+        lines += [f"### `{data_spec}`, noise `{noise_spec}`", "", table, "",
+                  "Reproduce one seed: `" + eval_command(name, data_spec, noise_spec, seeds[0])
+                  + "`", ""]
+    lines += ["## Config", "", "```json", config_json, "```", ""]
+    return "\n".join(lines)
+
+
+def config_arg(name: str) -> str:
+    return f"experiments/pretrained.py:{name}"
+
+
+def hardware() -> str:
+    import jax
+
+    device = jax.devices()[0]
+    return f"{device.platform.upper()} ({platform.processor() or platform.machine()}, " \
+           f"{os.cpu_count()} cores)" if device.platform == "cpu" else device.device_kind
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m denoise_jax.ship",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", nargs="?", help="the finished training workdir")
+    parser.add_argument("name", nargs="?",
+                        help="the shipped model's name (a folder under pretrained/)")
+    parser.add_argument("--rescore", metavar="NAME",
+                        help="re-score the shipped model NAME on photos:val and update its card")
+    parser.add_argument("--which", default="latest", choices=("latest", "best"))
+    parser.add_argument("--seeds", default="0,1", help="noise seeds averaged in the card")
+    parser.add_argument("--root", default=pretrained.ROOT, help="where models are shipped")
+    parser.add_argument("--crop", type=int, help="score centre crops (quick checks; the card "
+                        "of a shipped model uses whole photos)")
+    args = parser.parse_args(argv)
+    try:
+        if args.rescore:
+            rescore(args.rescore, args.root, crop=args.crop)
+            print(f"updated the card of {args.rescore}")
+            return 0
+        if not args.name:
+            parser.error("give RUN_DIR and NAME, or --rescore NAME")
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+        dest = os.path.join(args.root, args.name)
+        step = methods.export(args.run_dir, dest, args.which)
+        config = checkpoints.load_config(dest)
+        learning_curve(args.run_dir, os.path.join(dest, CURVE), args.name, config)
+        method = f"pretrained:{args.name}" if args.root == pretrained.ROOT else dest
+        tables = []
+        for data_spec, noise_spec in protocol(config):
+            table, _ = score_table(method, dest, args.name, data_spec, noise_spec, seeds,
+                                   args.crop)
+            print(f"{data_spec} {noise_spec}\n{table}\n", flush=True)
+            tables.append((data_spec, noise_spec, table))
+        from denoise_jax.images import write_text
+
+        write_text(os.path.join(dest, pretrained.CARD),
+                   card(args.name, method, args.run_dir, step, tables, seeds, config,
+                        args.crop))
+        print(f"shipped {args.name} (step {step}) to {dest}")
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

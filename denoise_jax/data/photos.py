@@ -30,6 +30,7 @@ import csv
 import dataclasses
 import fnmatch
 import functools
+import glob
 import hashlib
 import io
 import os
@@ -338,8 +339,6 @@ def _select(source: Source, tree: str, val: frozenset[str]) -> Iterator[Photo]:
 
 def _glob(tree: str, pattern: str) -> list[str]:
     """Paths (relative to tree, '/'-separated) of files matching `pattern`."""
-    import glob
-
     return [os.path.relpath(p, tree).replace(os.sep, "/")
             for p in glob.glob(os.path.join(tree, pattern)) if os.path.isfile(p)]
 

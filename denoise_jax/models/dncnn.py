@@ -56,10 +56,13 @@ def predict_noise(h: jnp.ndarray, channels: int, *, depth: int, features: int, u
     (conv [+ BN] + ReLU), conv. Called inside a module's compact method, so its layers
     (conv0 … conv{depth-1}, bn1 …) belong to that module (DnCNN, and FFDNet at quarter
     resolution)."""
+    # He initialisation keeps the ReLU stack's activations at unit scale without BN;
+    # with LeCun's a 12-layer FFDNet shrinks its features ~45× and sits at the identity.
     layer = dict(padding="SAME", dtype=dtype, param_dtype=jnp.float32)
-    h = nn.relu(Conv(features, (3, 3), name="conv0", **layer)(h))
+    he = dict(kernel_init=nn.initializers.he_normal(), **layer)
+    h = nn.relu(Conv(features, (3, 3), name="conv0", **he)(h))
     for i in range(1, depth - 1):
-        h = Conv(features, (3, 3), use_bias=not use_bn, name=f"conv{i}", **layer)(h)
+        h = Conv(features, (3, 3), use_bias=not use_bn, name=f"conv{i}", **he)(h)
         if use_bn:
             h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-4,
                              dtype=dtype, param_dtype=jnp.float32, name=f"bn{i}")(h)

@@ -1,7 +1,7 @@
 """`denoise-jax app`: serve the Streamlit page (`denoise_jax/app.py`) on this machine.
 
-Wiring (cli.py): `p = sub.add_parser("app", help=...); app_cmd.add_arguments(p);
-p.set_defaults(run=app_cmd.run)`. Also runnable alone: `python -m denoise_jax.app_cmd`.
+Wired into cli.py by `HELP`, `add_arguments(parser)` and `run(args)`. Also runnable alone:
+`python -m denoise_jax.app_cmd`.
 
 Runs `python -m streamlit run app.py` headless on 127.0.0.1 (loopback only unless --address
 says otherwise), without usage statistics or the file watcher, with the upload limit the
@@ -20,6 +20,7 @@ import sys
 
 from denoise_jax.errors import UserError
 
+HELP = "serve the denoising web page on 127.0.0.1 (Streamlit)"
 APP_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.py")
 DEFAULT_PORT = 8501
 DEFAULT_MAX_UPLOAD_MB = 50

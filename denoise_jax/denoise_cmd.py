@@ -1,7 +1,6 @@
 """`denoise-jax denoise`: denoise image files with a trained, shipped or classical method.
 
-Wiring (cli.py): `p = sub.add_parser("denoise", ...); denoise_cmd.add_arguments(p);
-p.set_defaults(run=denoise_cmd.run)`.
+Wired into cli.py by `HELP`, `add_arguments(parser)` and `run(args)`.
 
 Behaviour:
 - INPUT... are files, folders (their images, not recursive) or glob patterns. With one
@@ -39,6 +38,7 @@ import numpy as np
 from denoise_jax import images
 from denoise_jax.errors import UserError
 
+HELP = "denoise your photos: files, folders or globs -> -o OUT (tiled, any size)"
 EXAMPLES = textwrap.dedent(
     """\
     examples:
@@ -385,7 +385,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m denoise_jax.denoise_cmd ...`) until cli.py wires it."""
+    """Stand-alone entry (`python -m denoise_jax.denoise_cmd ...`), as `denoise-jax denoise`."""
     parser = argparse.ArgumentParser(prog="denoise-jax denoise")
     add_arguments(parser)
     args = parser.parse_args(argv)

@@ -18,6 +18,9 @@ alpha is not read back by common readers): those requests are `UserError`s rathe
 silent changes. Every write is
 atomic: the bytes go to a temporary file beside the target, which `os.replace` moves into
 place, so a failure (full disk, encoder error) never leaves a half-written or clobbered file.
+
+Storing (`encode_file`) gives the bytes a data set keeps for an image file: the file itself
+when it is an 8-bit RGB PNG or JPEG, else an 8-bit RGB PNG of it.
 """
 
 from __future__ import annotations
@@ -565,6 +568,56 @@ def _encode_png16(samples: np.ndarray) -> bytes:
         + chunk(b"IDAT", zlib.compress(raw, 6))
         + chunk(b"IEND", b"")
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Bytes for a stored data set
+
+
+def rgb8(pixels: np.ndarray) -> np.ndarray:
+    """[H, W, 1|3] float in [0, 1] -> [H, W, 3] uint8."""
+    samples = to_uint(pixels, 8)
+    return np.repeat(samples, 3, axis=-1) if samples.shape[-1] == 1 else samples
+
+
+def png_bytes(samples: np.ndarray) -> bytes:
+    """[H, W, 3] uint8 -> PNG file bytes."""
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    # Level 1: the sources re-encoded here are large BMPs; speed over a few % of size.
+    PILImage.fromarray(np.ascontiguousarray(samples), mode="RGB").save(
+        buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _stored_as_is(data: bytes) -> bool:
+    """True for 8-bit RGB PNG or JPEG files without an EXIF rotation (stored verbatim)."""
+    from PIL import Image as PILImage
+
+    if data[:8] == _PNG_SIGNATURE and _png_header(data) != (8, 2):
+        return False
+    try:
+        with PILImage.open(io.BytesIO(data)) as im:
+            return (im.format in ("PNG", "JPEG") and im.mode == "RGB"
+                    and im.getexif().get(_ORIENTATION) in (None, 1))
+    except Exception:
+        return False  # read_image has already reported real damage
+
+
+def encode_file(path: str) -> tuple[bytes, tuple[int, int]]:
+    """An image file -> (bytes to store, (H, W)); decoding problems are `UserError`s.
+
+    8-bit RGB PNGs and JPEGs without an EXIF rotation are kept byte for byte; anything
+    else is decoded with `read_image` and re-encoded as an 8-bit RGB PNG (16 bits rounded
+    to 8, grey repeated to 3 channels, alpha dropped).
+    """
+    pixels = read_image(path).pixels
+    with open(path, "rb") as f:
+        data = f.read()
+    if not _stored_as_is(data):
+        data = png_bytes(rgb8(pixels))
+    return data, pixels.shape[:2]
 
 
 # ---------------------------------------------------------------------------------------

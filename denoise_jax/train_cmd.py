@@ -2,14 +2,22 @@
 
     denoise-jax train --config experiments/skimage_gauss.py[:tiny] --workdir runs/x \\
         [--config.optimizer.lr=3e-4 ...]
+
+The flags are parsed here (`_parse`), not by the CLI's argparse: `run` gets everything
+after `denoise-jax train` untouched.
 """
 
 from __future__ import annotations
 
+import argparse
+
 from absl import flags
 
-from denoise_jax import configs, train
+from denoise_jax import configs
 from denoise_jax.errors import UserError
+
+HELP = ("train an experiment: --config experiments/NAME.py[:ARG] --workdir DIR "
+        "[--config.KEY=VALUE ...] (re-running resumes; `train --help` for all flags)")
 
 USAGE = """\
 usage: denoise-jax train --config experiments/NAME.py[:ARG] --workdir DIR [--config.KEY=VALUE ...]
@@ -93,8 +101,15 @@ def main(argv: list[str]) -> int:
     if config is None or not workdir:
         raise UserError("train needs --config experiments/NAME.py[:ARG] and --workdir DIR "
                         "(see denoise-jax train --help)")
+    from denoise_jax import train
+
     train.train_and_evaluate(config, workdir)
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """The CLI's `train`: `args.rest` holds every argument after the command name."""
+    return main(["denoise-jax train", *args.rest])
 
 
 def _flag_error(e: Exception) -> str:

@@ -9,7 +9,7 @@ import scipy.io
 import tensorflow_datasets as tfds
 
 from denoise_jax import data
-from denoise_jax.data import build, builders, fixtures
+from denoise_jax.data import build, fixtures, scan, seed001, tfds_builders
 from denoise_jax.errors import UserError
 from denoise_jax.images import read_image
 
@@ -29,7 +29,7 @@ def built(tmp_path_factory):
         "paired_folder": fixtures.make_pairs(str(root / "pairs"), 6),
     }
     data_dir = str(root / "tfds")
-    reports = {name: builders.build(name, folder, data_dir) for name, folder in manual.items()}
+    reports = {name: tfds_builders.build(name, folder, data_dir) for name, folder in manual.items()}
     return SimpleNamespace(root=root, manual=manual, data_dir=data_dir, reports=reports)
 
 
@@ -110,7 +110,7 @@ def test_sidd_medium_layout_and_default_data_dir(tmp_path, monkeypatch):
     manual = fixtures.make_sidd(str(tmp_path / "m"), scenes=fixtures.SIDD_SCENES[:3],
                                 medium=True, with_mat=False)
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "env_tfds"))
-    report = builders.build("sidd", manual)
+    report = tfds_builders.build("sidd", manual)
     assert report.counts == {"train": 6}
     assert report.path.startswith(str(tmp_path / "env_tfds"))
     ds = data.load("tfds:sidd")  # split defaults to train, data dir to $TFDS_DATA_DIR
@@ -125,7 +125,7 @@ def test_renoir_metadata_and_scene_level_split(built):
     assert {r["camera"] for r in train + test} == {"Mi3", "S90", "T3i"}
     assert all(r["iso"] == "" and r["name"].endswith("Noisy") for r in train + test)
     assert not {r["scene"] for r in train} & {r["scene"] for r in test}
-    assert {r["scene"] for r in test} == builders.scene_split(
+    assert {r["scene"] for r in test} == scan.scene_split(
         [r["scene"] for r in train + test], "renoir")
     assert len({r["scene"] for r in test}) == 2  # round(0.2 * 9 batches)
     # the BMPs are re-encoded losslessly as PNG
@@ -144,7 +144,7 @@ def test_renoir_camera_from_nested_or_direct_camera_folder(tmp_path):
     nested = tmp_path / "nested" / "Mi3_Aligned"
     shutil.copytree(tmp_path / "r" / "Mi3_Aligned", nested / "Mi3_Aligned")
     for folder in (tmp_path / "r" / "Mi3_Aligned", tmp_path / "nested"):
-        plan = builders.scan_renoir(str(folder))
+        plan = scan.scan_renoir(str(folder))
         pairs = [p for split in plan.values() for p in split]
         assert len(pairs) == 3 and {p.camera for p in pairs} == {"Mi3"}
         assert {p.scene for p in pairs} == {"Mi3/Batch_001", "Mi3/Batch_002"}
@@ -153,22 +153,22 @@ def test_renoir_camera_from_nested_or_direct_camera_folder(tmp_path):
 def test_splits_are_deterministic_and_scene_level(built, tmp_path):
     copy = tmp_path / "renoir_copy"
     shutil.copytree(built.manual["renoir"], copy)
-    again = builders.build("renoir", str(copy), str(tmp_path / "tfds2"))
+    again = tfds_builders.build("renoir", str(copy), str(tmp_path / "tfds2"))
     assert again.counts == built.reports["renoir"].counts
     for split in ("train", "test"):
         first = data.load(f"tfds:renoir:{split}@{built.data_dir}").names
         assert data.load(f"tfds:renoir:{split}@{tmp_path / 'tfds2'}").names == first
     scenes = [f"scene{i:03d}" for i in range(100)]
-    held_out = builders.scene_split(scenes, "x")
+    held_out = scan.scene_split(scenes, "x")
     assert len(held_out) == 20
-    assert builders.scene_split(list(reversed(scenes)) + scenes[:5], "x") == held_out
-    assert builders.scene_split(scenes[:1], "x") == frozenset()
-    assert len(builders.scene_split(scenes[:2], "x")) == 1
+    assert scan.scene_split(list(reversed(scenes)) + scenes[:5], "x") == held_out
+    assert scan.scene_split(scenes[:1], "x") == frozenset()
+    assert len(scan.scene_split(scenes[:2], "x")) == 1
 
 
 def test_nind_lowest_iso_is_clean_and_isoh_ranks_above_numbers(built):
     labels = ["H2", "6400", "200-2", "H1", "800", "200", "6400-2"]
-    assert sorted(labels, key=builders.nind_rank) == [
+    assert sorted(labels, key=scan.nind_rank) == [
         "200", "200-2", "800", "6400", "6400-2", "H1", "H2"]
     rows = records(built.data_dir, "nind", "train") + records(built.data_dir, "nind", "test")
     by_set: dict[str, list[dict]] = {}
@@ -193,11 +193,11 @@ def test_nind_lowest_iso_is_clean_and_isoh_ranks_above_numbers(built):
 
 def test_paired_folder_suffix_layout_and_split_subfolders(tmp_path):
     fixtures.make_pairs(str(tmp_path / "flat"), 4, layout="suffix")
-    plan = builders.scan_paired_folder(str(tmp_path / "flat"))
+    plan = scan.scan_paired_folder(str(tmp_path / "flat"))
     assert sum(len(v) for v in plan.values()) == 4 and len(plan["test"]) == 1
     fixtures.make_pairs(str(tmp_path / "split" / "train"), 3)
     fixtures.make_pairs(str(tmp_path / "split" / "val"), 2, layout="suffix")
-    report = builders.build("paired_folder", str(tmp_path / "split"), str(tmp_path / "tfds"))
+    report = tfds_builders.build("paired_folder", str(tmp_path / "split"), str(tmp_path / "tfds"))
     assert report.counts == {"train": 3, "validation": 2}
     ds = data.load(f"tfds:paired_folder:validation@{tmp_path / 'tfds'}")
     assert ds.names == ("pair_00", "pair_01")
@@ -255,9 +255,9 @@ def test_missing_or_incomplete_folders_are_user_errors(tmp_path, name, make, exp
     if make is not None:
         make(str(folder))
     with pytest.raises(UserError, match=expected):
-        builders.build(name, str(folder), str(tmp_path / "tfds"))
+        tfds_builders.build(name, str(folder), str(tmp_path / "tfds"))
     with pytest.raises(UserError, match="does not exist; expected a folder holding"):
-        builders.build(name, str(tmp_path / "nowhere"), str(tmp_path / "tfds"))
+        tfds_builders.build(name, str(tmp_path / "nowhere"), str(tmp_path / "tfds"))
 
 
 def test_mat_v73_needs_h5py_or_reads_with_it(tmp_path):
@@ -265,13 +265,13 @@ def test_mat_v73_needs_h5py_or_reads_with_it(tmp_path):
         import h5py  # noqa: F401
     except ImportError:
         fixtures.make_sidd(str(tmp_path), scenes=())
-        for key in builders.SIDD_MAT_KEYS.values():
+        for key in scan.SIDD_MAT_KEYS.values():
             _touch_v73(str(tmp_path / f"{key}.mat"))
         with pytest.raises(UserError, match="MATLAB v7.3 .* needs h5py"):
-            builders.scan_sidd(str(tmp_path))
+            scan.scan_sidd(str(tmp_path))
         return
     fixtures.make_sidd(str(tmp_path / "m"), scenes=(), mat_version="7.3", mat_shape=(3, 2, 8))
-    report = builders.build("sidd", str(tmp_path / "m"), str(tmp_path / "tfds"))
+    report = tfds_builders.build("sidd", str(tmp_path / "m"), str(tmp_path / "tfds"))
     assert report.counts == {"validation": 6}
 
 
@@ -313,7 +313,7 @@ def test_build_main_errors_are_user_errors(argv, expected):
 
 
 def test_seed001_protocol_split(built):
-    train, test = builders.seed001_pairs(built.manual["sidd"], built.manual["renoir"],
+    train, test = seed001.seed001_pairs(built.manual["sidd"], built.manual["renoir"],
                                          built.manual["nind"], size=64)
     # SIDD 5 + RENOIR Mi3 only (2 + 1 + 2) + NIND X-T1 sets only (droid 3, whistle 3, gnome 1)
     total = 5 + 5 + 7
@@ -321,7 +321,7 @@ def test_seed001_protocol_split(built):
     assert not set(train.names) & set(test.names)
     names = set(train.names) | set(test.names)
     assert not any(n.startswith(("S90", "T3i", "NIND_MuseeL-Bobo-C500D")) for n in names)
-    again, _ = builders.seed001_pairs(built.manual["sidd"], built.manual["renoir"],
+    again, _ = seed001.seed001_pairs(built.manual["sidd"], built.manual["renoir"],
                                       built.manual["nind"], size=64)
     assert again.names == train.names
     example = test[0]

@@ -15,16 +15,12 @@ import pywt
 from skimage import data as skdata
 
 from denoise_jax.errors import UserError
-from denoise_jax.models import get_model
+from denoise_jax.models import get_model, tiny_kwargs
 from denoise_jax.models.haar import dwt, iwt
 
-# Small enough to compile in a few seconds on 2 cores.
-TINY = {
-    "mwcnn": dict(widths=(4, 4, 4), convs_per_level=2),
-    "mwcnn_seed": dict(features=4, convs_per_block=1),
-    "pridnet": dict(features=2, unet_levels=2),
-    "pridnet_seed": dict(features=2, unet_levels=2),
-}
+MODELS = ("mwcnn", "mwcnn_seed", "pridnet", "pridnet_seed")
+# Test sizes, declared where each model is registered (`register(name, tiny=...)`).
+TINY = tiny_kwargs()
 
 
 def n_params(tree) -> int:
@@ -123,7 +119,7 @@ def test_haar_rejects_odd_sizes_and_unknown_scale():
 # ---------------------------------------------------------------- all four models
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", MODELS)
 def test_odd_sizes_come_back_with_the_input_shape(name):
     model = get_model(name, **TINY[name])
     apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
@@ -135,7 +131,7 @@ def test_odd_sizes_come_back_with_the_input_shape(name):
         assert bool(jnp.all(jnp.isfinite(out)))
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", MODELS)
 def test_jitted_gradients_are_finite_and_nonzero(name):
     model = get_model(name, **TINY[name])
     x = jax.random.uniform(jax.random.key(0), (2, 19, 24, 3))

@@ -22,7 +22,7 @@ import pytest
 from ml_collections import ConfigDict
 
 from denoise_jax import configs, data, optim, train
-from denoise_jax.data import build, builders, fixtures, pipeline
+from denoise_jax.data import build, fixtures, pipeline, tfds_builders, tfds_load
 from denoise_jax.errors import UserError
 from denoise_jax.images import read_image
 
@@ -179,13 +179,13 @@ def test_pair_batches_are_aligned_crops_of_the_fixture_pairs(built):
     config = pipeline.resolve(_config("real_nafnet.py", "tiny", **{
         "data.name": "paired_folder", "data.data_dir": data_dir}))
     source = pipeline.training_source(config.data.train)
-    assert len(source) == builders.built_counts("paired_folder", data_dir).counts["train"]
+    assert len(source) == tfds_load.built_counts("paired_folder", data_dir).counts["train"]
     it = pipeline.batches(source, batch=4, patch=config.data.patch, augment=True, seed=0,
                           shard=(0, 1), num_threads=1, prefetch=1)
     fixture = [(read_image(os.path.join(pairs_dir, "clean", f)).pixels,
                 read_image(os.path.join(pairs_dir, "noisy", f)).pixels)
                for f in sorted(os.listdir(os.path.join(pairs_dir, "clean")))]
-    assert set(pipeline.PAIR_SETS) == set(builders.BUILDERS)  # every buildable set is pairs
+    assert set(pipeline.PAIR_SETS) == set(tfds_builders.BUILDERS)  # every buildable set is pairs
     small = pipeline.resized(source, 24)[0]
     assert small.clean.shape == small.noisy.shape == (24, 24, 3)
     assert not np.array_equal(small.clean, small.noisy)

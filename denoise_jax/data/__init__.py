@@ -218,15 +218,16 @@ def _folder_path(spec: str, rest: str) -> str:
 
 
 def _load_tfds(spec: str, rest: str) -> Dataset:
-    from denoise_jax.data import builders  # imports tensorflow_datasets: only when asked
+    from denoise_jax.data import tfds_load  # imports tensorflow_datasets: only when asked
 
-    return builders.load_spec(spec, rest)
+    return tfds_load.load_spec(spec, rest)
 
 
 def _is_tfds_pairs(rest: str) -> bool:
-    from denoise_jax.data import builders  # every buildable set holds noisy/clean pairs
+    from denoise_jax.data import tfds_builders  # every buildable set holds noisy/clean pairs
 
-    return re.split(r"[:@]", rest.strip(), maxsplit=1)[0].strip().lower() in builders.BUILDERS
+    name = re.split(r"[:@]", rest.strip(), maxsplit=1)[0].strip().lower()
+    return name in tfds_builders.BUILDERS
 
 
 def _load_photos(spec: str, rest: str) -> Dataset:
@@ -245,7 +246,7 @@ SEED001_SOURCES = ("sidd", "renoir", "nind")
 
 def _load_seed001(spec: str, rest: str) -> Dataset:
     """The REDNet/MWCNN/PRIDNet comparison's 241/61 split of the SIDD + RENOIR + NIND pairs
-    (docs/reference.md#real-noise-comparison; `builders.seed001_pairs`)."""
+    (docs/reference.md#real-noise-comparison; `seed001.seed001_pairs`)."""
     split, _, rest = rest.partition("@")
     parts = [p for p in re.split(r",(?=(?:sidd|renoir|nind)=)", rest.strip()) if p]
     dirs = dict(p.split("=", 1) for p in parts if "=" in p)
@@ -259,9 +260,9 @@ def _load_seed001(spec: str, rest: str) -> Dataset:
 
 @functools.cache
 def _seed001_split(sidd: str | None, renoir: str | None, nind: str | None):
-    from denoise_jax.data import builders
+    from denoise_jax.data import seed001  # it imports this package: a cycle at module level
 
-    return builders.seed001_pairs(sidd, renoir, nind)
+    return seed001.seed001_pairs(sidd, renoir, nind)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,9 @@ downloaded (nothing is fetched), writes
 <data-dir>/<name>/1.0.0/ and prints the examples per split and the data spec that reads
 them (`tfds:NAME:SPLIT@DATA_DIR`). `--data-dir` defaults to $TFDS_DATA_DIR, else
 ~/tensorflow_datasets. Every problem is a `UserError` (one line).
+
+The CLI hands everything after `denoise-jax data` to `run` untouched; this module's own
+argparse parser takes it from there.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 
+from denoise_jax.data import photos
 from denoise_jax.errors import UserError
 
 PROG = "denoise-jax data"
+HELP = ("build real-noise data sets from your folders: data build sidd|"
+        "renoir|nind|paired_folder --manual-dir PATH; data list (`data --help` for more)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,41 +74,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run(args: argparse.Namespace) -> int:
+    """The CLI's `data`: `args.rest` holds every argument after the command name."""
+    return main(args.rest)
+
+
 def main(argv: list[str]) -> int:
     """Runs `denoise-jax data ARGV...`; returns the exit code (0) or raises `UserError`."""
     args = _parser().parse_args(argv)
     if args.command == "build" and args.name.strip().lower() == "photos":
-        from denoise_jax.data import photos
-
         report = photos.build(args.data_dir, debs=args.debs, overwrite=args.overwrite,
                               update_manifest=args.update_manifest)
         print("\n".join(report.lines()))
         return 0
-    from denoise_jax.data import builders
+    from denoise_jax.data import tfds_builders, tfds_load
 
     if args.command == "build":
         if not args.manual_dir:
             raise UserError(f"{PROG} build {args.name}: needs --manual-dir PATH, the folder "
                             "you downloaded (only `photos` is fetched by this project)")
-        report = builders.build(args.name.strip().lower(), args.manual_dir, args.data_dir,
-                                overwrite=args.overwrite)
+        report = tfds_builders.build(args.name.strip().lower(), args.manual_dir, args.data_dir,
+                                     overwrite=args.overwrite)
         print("\n".join(report.lines()))
         return 0
-    from denoise_jax.data import photos
-
-    data_dir = args.data_dir or builders.default_data_dir()
+    data_dir = args.data_dir or tfds_builders.default_data_dir()
     root = photos.default_root()
     status = "built" if os.path.isfile(os.path.join(root, "manifest.tsv")) else "not built"
     print(f"photo corpus (photos:train, photos:val) at {root} [{status}]; build with "
           "`denoise-jax data build photos`")
     print(f"buildable data sets (data folder {data_dir}):")
-    for name, cls in builders.BUILDERS.items():
-        built = builders.built_counts(name, data_dir)
+    for name, cls in tfds_builders.BUILDERS.items():
+        built = tfds_load.built_counts(name, data_dir)
         status = ("built: " + ", ".join(f"{s} {n}" for s, n in built.counts.items())
                   if built else "not built")
         print(f"  {name:<14} {cls.DESCRIPTION} [{status}]")
         print(f"  {'':<14} --manual-dir: {cls.LAYOUT}")
     print("read one with the data spec tfds:NAME[:SPLIT][@DATA_DIR]; the real-noise "
           "comparison's 302-pair protocol: "
-          "denoise_jax.data.builders.seed001_pairs(sidd_dir, renoir_dir, nind_dir)")
+          "denoise_jax.data.seed001.seed001_pairs(sidd_dir, renoir_dir, nind_dir)")
     return 0

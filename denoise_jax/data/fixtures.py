@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image as PILImage
 
+from denoise_jax.data.scan import nind_rank
+
 SIDD_SCENES = (
     "0001_001_S6_00100_00060_3200_L",
     "0052_002_S6_01600_01000_5500_N",
@@ -178,8 +180,6 @@ def make_nind(
     noise of σ = sigma_per_rank × k, so noise grows with ISO (ISOH* noisiest). Files are
     written in reverse order, so nothing may depend on the order they are found in.
     """
-    from denoise_jax.data.builders import nind_rank
-
     for s, (set_name, isos) in enumerate(sets.items()):
         clean = clean_image(200 + s, size)
         ranked = sorted(isos, key=nind_rank)

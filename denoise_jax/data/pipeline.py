@@ -42,9 +42,9 @@ def __getattr__(name: str):
     # PAIR_SETS: the buildable tfds sets, all noisy/clean pairs (imports tensorflow_datasets,
     # so only when asked).
     if name == "PAIR_SETS":
-        from denoise_jax.data import builders
+        from denoise_jax.data import tfds_builders
 
-        return tuple(builders.BUILDERS)
+        return tuple(tfds_builders.BUILDERS)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -116,13 +116,14 @@ def resolve(config: ConfigDict) -> ConfigDict:
         config.data.train = seed001_spec("train", *dirs)
         config.eval.data = seed001_spec("test", *dirs)
     elif name:
-        from denoise_jax.data import builders
+        from denoise_jax.data import tfds_builders, tfds_load
 
-        root = config.data.get("data_dir") or builders.default_data_dir()
+        root = config.data.get("data_dir") or tfds_builders.default_data_dir()
         root = os.path.abspath(os.path.expanduser(root))
-        built = builders.built_counts(name, root)
+        built = tfds_load.built_counts(name, root)
         if built is None:
-            how = (f"denoise-jax data build {name} --manual-dir PATH" if name in builders.BUILDERS
+            how = (f"denoise-jax data build {name} --manual-dir PATH"
+                   if name in tfds_builders.BUILDERS
                    else "prepare it with tensorflow-datasets")
             raise UserError(f"data.name={name}: no build under {root!r}; run `{how}` first "
                             "(or point --config.data.data_dir / $TFDS_DATA_DIR at its folder)")

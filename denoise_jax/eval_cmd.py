@@ -23,7 +23,7 @@ EXAMPLES = textwrap.dedent(
       denoise-jax eval --methods noisy,nlm,bm3d --data skimage:test --noise gaussian:25
       denoise-jax eval --methods noisy,bm3d --data folder:~/photos --noise camera --json out.json
       denoise-jax eval --methods noisy,wavelet --data pairs:~/my_pairs    # real noisy/clean pairs
-      denoise-jax eval --methods noisy,nlm,bm3d,pretrained:gauss_rgb --data photos:val \
+      denoise-jax eval --methods noisy,nlm,bm3d,pretrained:gauss_rgb --data photos:val \\
           --noise gaussian:25 --input 8bit --worst-vs bm3d    # as your 8-bit files hold it
     """
 )

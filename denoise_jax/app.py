@@ -23,9 +23,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import numpy as np
+from PIL import Image as PILImage
 
+from denoise_jax import baselines, evaluate, noise, pretrained
+from denoise_jax import data as datasets  # `data` is the name of the uploads' bytes here
 from denoise_jax.errors import UserError
+from denoise_jax.images import decode_image, to_uint, write_image
+from denoise_jax.inference import Denoiser
+
+# streamlit, an optional dependency (`denoise-jax app` says how to install it), is imported
+# inside the functions that draw the page, so that the pure helpers import and test without it.
 
 MAX_PIXELS = 40_000_000  # decoding and denoising beyond this takes minutes on a CPU
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "bmp", "gif"]
@@ -52,15 +61,11 @@ class Source:
 
 def noise_kinds() -> list[str]:
     """The noise families the page offers (those with a `noise.Control`)."""
-    from denoise_jax import noise
-
     return [f.name for f in noise.FAMILIES.values() if f.control is not None]
 
 
 def noise_spec(kind: str, level: float) -> str:
     """The `noise.parse` spec for a kind and its slider value (ignored without a slider)."""
-    from denoise_jax import noise
-
     if kind not in noise_kinds():
         raise ValueError(f"unknown noise kind {kind!r}")
     return f"{kind}:{level:g}" if noise.FAMILIES[kind].control.label else kind
@@ -68,8 +73,6 @@ def noise_spec(kind: str, level: float) -> str:
 
 def to_display(image: np.ndarray) -> np.ndarray:
     """[H, W, C] float in [0, 1] -> uint8 [H, W, 3] or [H, W] (grey) for `st.image`."""
-    from denoise_jax.images import to_uint
-
     out = to_uint(image, 8)
     return out[..., 0] if out.shape[-1] == 1 else out
 
@@ -138,8 +141,6 @@ def centre_crop(source: Source, size: int) -> Source:
 
 def image_pixels(data: bytes) -> int | None:
     """Width × height read from an encoded image's header, or None if Pillow cannot tell."""
-    from PIL import Image as PILImage
-
     try:
         with PILImage.open(io.BytesIO(data)) as im:
             return int(im.size[0]) * int(im.size[1])
@@ -149,8 +150,6 @@ def image_pixels(data: bytes) -> int | None:
 
 def check_upload(name: str, data: bytes, max_mb: float, max_pixels: int = MAX_PIXELS) -> None:
     """Raises `UserError` when an upload is over the size or pixel limit."""
-    from denoise_jax.errors import UserError
-
     megabytes = len(data) / 1e6
     if len(data) > max_mb * 1e6:
         raise UserError(
@@ -167,9 +166,6 @@ def check_upload(name: str, data: bytes, max_mb: float, max_pixels: int = MAX_PI
 
 def decode_upload(name: str, data: bytes, max_mb: float) -> Source:
     """Checks the limits and decodes an uploaded file; any problem is a one-line UserError."""
-    from denoise_jax.errors import UserError
-    from denoise_jax.images import decode_image
-
     if not data:
         raise UserError(f"{name} is empty: upload an image file (PNG, JPEG, TIFF or BMP)")
     check_upload(name, data, max_mb)
@@ -187,8 +183,6 @@ def decode_upload(name: str, data: bytes, max_mb: float) -> Source:
 
 def encode_png(pixels: np.ndarray, alpha: np.ndarray | None, bit_depth: int) -> bytes:
     """PNG bytes of pixels [H, W, C] in [0, 1] (8 or 16 bit), alpha re-attached if given."""
-    from denoise_jax.images import write_image
-
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "out.png")
         write_image(path, pixels, bit_depth=bit_depth, alpha=alpha)
@@ -198,10 +192,6 @@ def encode_png(pixels: np.ndarray, alpha: np.ndarray | None, bit_depth: int) -> 
 
 def add_noise(clean: np.ndarray, spec: str, seed: int) -> np.ndarray:
     """clean [H, W, C] -> noisy [H, W, C] float32 (may stray outside [0, 1], as in eval)."""
-    import jax
-
-    from denoise_jax import noise
-
     model = noise.parse(spec)
     return np.asarray(model(jax.random.PRNGKey(seed), clean), np.float32)
 
@@ -211,12 +201,10 @@ def add_noise(clean: np.ndarray, spec: str, seed: int) -> np.ndarray:
 
 
 def _sample_sets() -> list:
-    from denoise_jax import data
-
     sets = []
     for spec in SAMPLE_SPECS:
         try:
-            sets.append(data.load(spec))
+            sets.append(datasets.load(spec))
         except UserError:  # the photo corpus is not built here: bundled photos only
             pass
     return sets
@@ -237,8 +225,6 @@ def _denoise(method: str, noisy: np.ndarray, sigma: float | None, tile: int,
     """(denoised [H, W, C], seconds). method: "classical:NAME" or "workdir:PATH"."""
     kind, _, target = method.partition(":")
     if kind == "classical":
-        from denoise_jax import baselines
-
         fn = baselines.get_baseline(target)
     else:
         import streamlit as st
@@ -252,8 +238,6 @@ def _denoise(method: str, noisy: np.ndarray, sigma: float | None, tile: int,
 
 def _load_model(workdir: str, tile: int, ensemble: bool):
     """A `Denoiser` for "DIR", "DIR@best" or "DIR@latest"."""
-    from denoise_jax.inference import Denoiser
-
     return Denoiser.from_spec(workdir, tile=tile, ensemble=ensemble)
 
 
@@ -298,8 +282,6 @@ def _sidebar_noise(st, is_sample: bool) -> str | None:
     )
     if not add:
         return None
-    from denoise_jax import noise
-
     kind = st.sidebar.selectbox("Noise model", noise_kinds(), key="noise_kind")
     control = noise.FAMILIES[kind].control
     level = 0.0
@@ -314,8 +296,6 @@ def _sidebar_noise(st, is_sample: bool) -> str | None:
 def _sidebar_method(st, channels: int) -> tuple[str, float | None, int, bool]:
     """(method key, sigma or None, tile, ensemble); opens on the best shipped model for
     photos with `channels` channels."""
-    from denoise_jax import baselines, pretrained
-
     st.sidebar.header("3. Method")
     shipped = pretrained.names()
     families = (["Pretrained model"] if shipped else []) + ["Classical", "Training workdir"]
@@ -351,8 +331,6 @@ def _sidebar_method(st, channels: int) -> tuple[str, float | None, int, bool]:
 
 def _show_scores(st, noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray,
                  seconds: float) -> None:
-    from denoise_jax import evaluate
-
     psnr_n, ssim_n = evaluate.score(np.clip(noisy, 0.0, 1.0), clean)
     psnr_d, ssim_d = evaluate.score(denoised, clean)
     cols = st.columns(5)
@@ -395,8 +373,6 @@ def main() -> None:
     """Renders the page (Streamlit runs this file top to bottom on every interaction)."""
     import streamlit as st
 
-    from denoise_jax.errors import UserError
-
     st.set_page_config(page_title="denoise-jax", layout="wide")
     st.title("denoise-jax: denoise a photo")
     caches = _setup_caches()
@@ -423,8 +399,6 @@ def main() -> None:
         if spec:
             noisy = caches["noise"](source.pixels, spec, seed)
             if sigma is None and method.startswith("classical:"):
-                from denoise_jax import noise
-
                 sigma = noise.parse(spec).sigma  # known when the noise has a fixed level
         else:
             noisy = source.pixels

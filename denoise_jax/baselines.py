@@ -35,6 +35,9 @@ import numpy as np
 
 from denoise_jax.errors import UserError
 
+# scikit-image, OpenCV, bm3d and scipy are imported inside the methods that use them: the CLI
+# imports this module, and each method needs only its own.
+
 Denoiser = Callable[[np.ndarray, "float | None"], np.ndarray]
 
 # Below this there is no noise worth removing; several methods divide by sigma.

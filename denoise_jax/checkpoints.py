@@ -29,7 +29,10 @@ from typing import Any
 from ml_collections import ConfigDict
 
 from denoise_jax.errors import UserError
-from denoise_jax.images import place_error
+from denoise_jax.images import place_error, write_text
+
+# jax, orbax and etils are imported inside the functions that use them: the CLI imports this
+# module (`models`), and `import denoise_jax.cli` loads none of them.
 
 CHECKPOINTS = "checkpoints"
 CONFIG = "config.json"
@@ -428,8 +431,6 @@ def write_config(workdir: str, config: ConfigDict, announce: bool = True) -> lis
             _warn(f"the config differs from the last run in {workdir} (resuming anyway): "
                   + "; ".join(changes))
     if announce:
-        from denoise_jax.images import write_text
-
         os.makedirs(workdir, exist_ok=True)
         write_text(path, json.dumps(new, indent=2, sort_keys=True) + "\n")
     return changes

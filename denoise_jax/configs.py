@@ -26,6 +26,9 @@ from ml_collections import ConfigDict
 
 from denoise_jax.errors import UserError
 
+# absl's and ml_collections' flag parsers are imported inside `_parse_overrides`, their one
+# user (this module's own `flags` are the `:ARG` flags).
+
 # The repository's experiments/ folder (present in a clone / editable install).
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 NOT_EXPERIMENTS = ("__init__.py", "base.py")  # shared code, not runnable experiments

@@ -21,6 +21,7 @@ import numpy as np
 
 from denoise_jax import writers
 from denoise_jax.errors import UserError
+from denoise_jax.images import atomic_output
 
 
 def val_curve(workdir: str) -> list[tuple[float, int, float]]:
@@ -68,9 +69,7 @@ def table(runs: Mapping[str, str], at: float | None = None) -> str:
 def plot(runs: Mapping[str, str], path: str, references: Mapping[str, float] | None = None,
          title: str = "validation PSNR against compute") -> None:
     """A PNG of each run's val PSNR against CPU-hours, with horizontal reference lines."""
-    from matplotlib.figure import Figure
-
-    from denoise_jax.images import atomic_output
+    from matplotlib.figure import Figure  # heavy (~0.4 s): only a plot loads it
 
     fig = Figure(figsize=(7, 4.2))
     ax = fig.subplots()

@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Trains a small colour denoiser, then tables it against noisy, NLM and BM3D."""
-    from denoise_jax import evaluate, methods, train
+    from denoise_jax import evaluate, methods, train  # load jax: only when run (see cli.py)
 
     config = os.path.join(experiments, DEMO_EXPERIMENT)
     if not os.path.isfile(config.split(":")[0]):

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from denoise_jax import images
+from denoise_jax import baselines, images, pretrained
 from denoise_jax.errors import UserError
 
 HELP = "denoise your photos: files, folders or globs -> -o OUT (tiled, any size)"
@@ -60,8 +60,6 @@ _SIXTEEN_BIT = (".png", ".tif", ".tiff")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the `denoise` arguments to `parser` (a subparser of the CLI)."""
-    from denoise_jax import baselines, pretrained
-
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EXAMPLES
     parser.description = "Denoise image files (grey, RGB, RGBA; 8 or 16 bit)."
@@ -194,7 +192,7 @@ def _sigma01(sigma255: float | None) -> float | None:
 
 def build_method(args: argparse.Namespace) -> tuple[Callable, str, bool]:
     """(denoise(noisy, sigma) -> out, description, is_classical) from the arguments."""
-    from denoise_jax import baselines, inference, methods, pretrained
+    from denoise_jax import inference, methods  # load jax: only when run (see cli.py)
 
     options = dict(tile=args.tile, overlap=args.overlap, batch=args.tile_batch,
                    ensemble=args.ensemble, dtype=args.dtype, progress=True)
@@ -227,7 +225,7 @@ def build_method(args: argparse.Namespace) -> tuple[Callable, str, bool]:
 
 def _default_method(options: dict[str, Any]) -> Callable:
     """denoise(noisy, sigma) with the default shipped model for the image's channels."""
-    from denoise_jax import inference, pretrained
+    from denoise_jax import inference
 
     loaded: dict[str, inference.Denoiser] = {}
 
@@ -259,7 +257,7 @@ def denoise_one(
     reference: str | None, notes: set[str],
 ) -> dict[str, Any]:
     """Reads, denoises, writes (and scores) one image; -> its JSON row."""
-    from denoise_jax import baselines, evaluate
+    from denoise_jax import evaluate
 
     image = images.read_image(source)
     clean = None

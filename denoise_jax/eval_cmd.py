@@ -31,7 +31,7 @@ EXAMPLES = textwrap.dedent(
 
 def examples() -> str:
     """EXAMPLES with the data and noise specs each registry knows."""
-    from denoise_jax import noise
+    from denoise_jax import noise  # loads jax: not at import time (see cli.py)
 
     specs = (("data specs", data.spec_examples()), ("noise specs", noise.examples()))
     return EXAMPLES + "\n" + "".join(

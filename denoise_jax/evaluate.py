@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from denoise_jax import metrics, noise
 from denoise_jax.errors import UserError
+from denoise_jax.images import atomic_output
 from denoise_jax.methods import Method, as_method, resolve
 
 INPUTS = ("float", "8bit")
@@ -320,11 +321,10 @@ def figure(report: Report, path: str, zoom: int = 4) -> None:
     Each panel shows the whole image and, below it, a zoomed centre crop (1/zoom of the
     side) so differences in fine texture are visible.
     """
+    # matplotlib is heavy (~0.4 s): imported here, only evaluations that draw a figure pay.
     # A bare Figure (no pyplot): no global backend switch, so notebooks keep showing plots.
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
-
-    from denoise_jax.images import atomic_output
 
     if not report.samples:
         raise UserError("no samples kept for the figure: call evaluate(..., keep_samples=n)")

@@ -42,6 +42,9 @@ import numpy as np
 
 from denoise_jax.errors import UserError
 
+# Pillow, OpenCV and tifffile are imported inside the functions that use them: the CLI imports
+# this module, and `import denoise_jax.cli` loads none of them.
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
 WRITE_FORMATS = {
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",

@@ -37,6 +37,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import flax
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from denoise_jax import methods
@@ -172,7 +175,7 @@ def _progress(progress: bool | Progress | None, total: int) -> Callable[[int | N
         return lambda done: None if done is None else progress(done, total)
     if not progress:
         return lambda done: None
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # ~0.1 s, and only a progress bar needs it
 
     bar = tqdm(total=total, desc="tiles", unit="tile", leave=False, disable=None)
 
@@ -222,8 +225,6 @@ def _with_dtype(model: Any, dtype: str) -> Any:
         raise UserError(f"compute dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     if dtype == "float32":
         return model
-    import jax.numpy as jnp
-
     fields = {f.name for f in dataclasses.fields(model)}
     if "dtype" not in fields:
         raise UserError(f"{type(model).__name__} has no compute dtype option; use float32")
@@ -235,8 +236,6 @@ def model_channels(model: Any, variables: Any, size: int = 64) -> int | None:
 
     None when neither fits at `size`×`size` (e.g. a dense model tied to its training size).
     """
-    import jax
-
     fits = []
     for channels in (3, 1):
         shape = jax.ShapeDtypeStruct((1, size, size, channels), np.float32)
@@ -324,8 +323,6 @@ class Denoiser:
 
     def apply(self, x: Any) -> np.ndarray:
         """x: [B, h, w, C] float32 -> [B, h, w, C] float32 in [0, 1], adapting C (see module)."""
-        import flax
-
         x = np.asarray(x, np.float32)
         b, h, w, c = x.shape
         want = self.channels

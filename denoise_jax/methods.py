@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
-from denoise_jax import baselines, checkpoints, pretrained
+from denoise_jax import baselines, checkpoints, models, pretrained
 from denoise_jax.errors import UserError
 
 PRETRAINED_PREFIX = "pretrained:"
@@ -80,8 +80,6 @@ def classical(name: str) -> Method:
 
 def build_model(config: ConfigDict) -> tuple[nn.Module, bool]:
     """(model, from_logits): the config's model; BCE models output logits when they can."""
-    from denoise_jax import models
-
     kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
     model = models.get_model(config.model.name, **kwargs)
     fields = {f.name for f in dataclasses.fields(model)}

@@ -26,6 +26,8 @@ import numpy as np
 
 from denoise_jax.errors import UserError
 
+# scikit-image (and with it scipy) is imported inside `ssim`, the one function that needs it.
+
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from denoise_jax import models
+    from denoise_jax import models  # loads flax and jax: only when run (see cli.py)
     from denoise_jax.models import summary
 
     print(

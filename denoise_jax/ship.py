@@ -27,10 +27,13 @@ import os
 import platform
 import sys
 
+import jax
 import numpy as np
 
-from denoise_jax import checkpoints, data, evaluate, methods, metrics, pretrained
+from denoise_jax import checkpoints, curves, data, evaluate, methods, metrics, pretrained, train
 from denoise_jax.errors import UserError
+from denoise_jax.images import write_text
+from denoise_jax.inference import Denoiser
 
 GAUSS_LEVELS = (15, 25, 50)
 
@@ -91,8 +94,6 @@ def classical_results(dataset, data_spec: str, noise_spec: str, seed: int, kind:
                       crop: int | None) -> dict[str, evaluate.MethodResult]:
     """noisy, NLM and BM3D on these exact inputs: computed once, then read from the cache
     (BM3D takes minutes per megapixel; the same noisy inputs give the same scores)."""
-    from denoise_jax.images import write_text
-
     files = getattr(dataset, "files", ())
     identity = [data_spec, noise_spec, seed, kind, crop, list(dataset.names),
                 [os.path.getsize(f) for f in files]]
@@ -133,8 +134,6 @@ def photos_section(method: str, name: str, config, seed: int = 0,
 def rescore(name: str, root: str = pretrained.ROOT, seed: int = 0,
             crop: int | None = None) -> str:
     """Replaces the photos:val section of a shipped model's card; returns the card."""
-    from denoise_jax.images import write_text
-
     folder = pretrained.find(name, root)
     config = checkpoints.load_config(folder)
     method = f"pretrained:{name}" if root == pretrained.ROOT else folder
@@ -153,8 +152,6 @@ def rescore(name: str, root: str = pretrained.ROOT, seed: int = 0,
 def validation_references(config) -> dict[str, float]:
     """NLM's and BM3D's PSNR on exactly the run's validation inputs (its `eval` settings),
     to draw beside its learning curve."""
-    from denoise_jax import train
-
     dataset = train.validation_set(config)
     noise_spec = config.eval.get("noise")
     if dataset is None or noise_spec in (None, "real"):
@@ -166,8 +163,6 @@ def validation_references(config) -> dict[str, float]:
 
 def learning_curve(run_dir: str, path: str, name: str, config) -> None:
     """The run's validation PSNR against CPU-hours, NLM and BM3D drawn on the same inputs."""
-    from denoise_jax import curves
-
     where = f"{config.eval.data}, {config.eval.noise}" + (
         f", centre {config.eval.crop}² crops" if config.eval.get("crop") else "")
     curves.plot({name: run_dir}, path, validation_references(config),
@@ -209,8 +204,6 @@ def score_table(method: str, folder: str, name: str, data_spec: str, noise_spec:
     """A markdown table (mean over seeds) of noisy, NLM, BM3D, the model (`method`, as
     `denoise-jax eval` names it) and the model with the ×8 self-ensemble (`denoise
     --ensemble`, loaded from `folder`); and the raw means {label: [PSNR, SSIM]}."""
-    from denoise_jax.inference import Denoiser
-
     dataset = data.load(data_spec)
     methods = {"noisy": "noisy", "NLM": "nlm", "BM3D": "bm3d", name: method}
     methods = {label: evaluate.resolve_method(m) for label, m in methods.items()}
@@ -288,8 +281,6 @@ def config_arg(name: str) -> str:
 
 
 def hardware() -> str:
-    import jax
-
     device = jax.devices()[0]
     return f"{device.platform.upper()} ({platform.processor() or platform.machine()}, " \
            f"{os.cpu_count()} cores)" if device.platform == "cpu" else device.device_kind
@@ -329,8 +320,6 @@ def main(argv: list[str] | None = None) -> int:
                                    args.crop)
             print(f"{data_spec} {noise_spec}\n{table}\n", flush=True)
             tables.append((data_spec, noise_spec, table))
-        from denoise_jax.images import write_text
-
         write_text(os.path.join(dest, pretrained.CARD),
                    card(args.name, method, args.run_dir, step, tables, seeds, config,
                         args.crop))

@@ -36,13 +36,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from ml_collections import ConfigDict
+from tqdm.auto import tqdm
 
-from denoise_jax import checkpoints, methods, optim, writers
+from denoise_jax import checkpoints, evaluate, methods, noise, optim, writers
 from denoise_jax.data import pipeline
 from denoise_jax.errors import Interrupted, UserError
+from denoise_jax.images import place_error, write_error
 from denoise_jax.methods import build_model, eval_variables  # noqa: F401  (re-exported)
 from denoise_jax.models import layers
 
@@ -222,8 +225,6 @@ def validation_set(config: ConfigDict):
 def run_evaluation(model, state, from_logits, config, dataset, workdir, step, writer,
                    samples: bool) -> float:
     """Validation PSNR/SSIM through the shared `evaluate` module; writes samples when asked."""
-    from denoise_jax import evaluate
-
     name = config.model.name
     method = methods.make_method(model, local_copy(eval_variables(state)), from_logits, name)
     noise_spec = config.eval.get("noise") or None
@@ -287,8 +288,6 @@ def make_train_step(config: ConfigDict, model: nn.Module, from_logits: bool,
     """
     noise_model = None
     if config.get("noise") and config.noise != "real":
-        from denoise_jax import noise
-
         noise_model = noise.parse(config.noise)
         if config.get("noise_8bit_share"):  # some inputs as 8-bit photo files hold them
             noise_model = noise.with_8bit_share(noise_model, float(config.noise_8bit_share))
@@ -354,8 +353,6 @@ class StopSignals:
             return self.signum, overdue
         if step % sync_every:
             return None, False
-        from jax.experimental import multihost_utils
-
         votes = multihost_utils.process_allgather(np.array([self.signum or 0, overdue], np.int32))
         return int(votes[:, 0].max()) or None, bool(votes[:, 1].any())
 
@@ -380,8 +377,6 @@ def workdir_lock(workdir: str) -> Iterator[None]:
         except UserError as e:
             error = e
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
         if multihost_utils.broadcast_one_to_all(np.int32(error is not None)) and error is None:
             error = UserError(f"workdir {workdir} is in use (process 0 could not lock it)")
     if error is not None:
@@ -397,8 +392,6 @@ def workdir_lock(workdir: str) -> Iterator[None]:
 
 def _lock(path: str) -> int:
     """Locks `path` (created if needed) and writes this process into it; returns its fd."""
-    from denoise_jax.images import write_error
-
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -587,8 +580,6 @@ def _train(config: ConfigDict, workdir: str) -> TrainState:
         knob = "num_epochs" if config.get("num_epochs") else "num_steps"
         print(f"{workdir} is already trained to step {start} of {total_steps}; "
               f"raise --config.{knob} to train further", flush=True)
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True,
                disable=None if lead else True)
     every_s = 60.0 * float(config.get("checkpoint_every_minutes") or 0)
@@ -647,8 +638,6 @@ def _train(config: ConfigDict, workdir: str) -> TrainState:
         checkpoints.finish(mngr)
         writer.close()
     except OSError as e:  # our own writes (metrics.jsonl, TensorBoard) on a full disk
-        from denoise_jax.images import place_error
-
         if not place_error(e.errno):
             raise
         reason, todo = place_error(e.errno)
@@ -668,8 +657,6 @@ EARLY_STOPPED = "early_stopped.json"
 
 def _early_stop_record(workdir: str) -> dict | None:
     """The workdir's early-stopping record ({"step", "patience", "best_val_psnr"}) or None."""
-    import json
-
     try:
         with open(os.path.join(workdir, EARLY_STOPPED), encoding="utf-8") as f:
             return json.load(f)
@@ -678,8 +665,6 @@ def _early_stop_record(workdir: str) -> dict | None:
 
 
 def _record_early_stop(workdir: str, step: int, patience: int, best: float, lead: bool) -> None:
-    import json
-
     if lead:
         with open(os.path.join(workdir, EARLY_STOPPED), "w", encoding="utf-8") as f:
             json.dump({"step": step, "patience": patience, "best_val_psnr": best}, f)

@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
     if config is None or not workdir:
         raise UserError("train needs --config experiments/NAME.py[:ARG] and --workdir DIR "
                         "(see denoise-jax train --help)")
-    from denoise_jax import train
+    from denoise_jax import train  # loads jax: only when training (see cli.py)
 
     train.train_and_evaluate(config, workdir)
     return 0

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+# tensorboardX is imported only when a writer is enabled (a run's lead process).
+
 
 class MetricWriter:
     """Writes scalars and images under `workdir` (TensorBoard events + metrics.jsonl).

@@ -33,6 +33,7 @@ import numpy as np
 
 from denoise_jax.data import embedded, photos
 from denoise_jax.errors import UserError
+from denoise_jax.images import list_images, read_image
 
 NOISY_DIRS = ("noisy", "input", "lq")
 CLEAN_DIRS = ("clean", "gt", "target", "hq")
@@ -421,8 +422,6 @@ def _require_folder(spec: str, folder: str, expected: str) -> None:
 
 
 def _list(spec: str, folder: str, hint: str = "") -> list[str]:
-    from denoise_jax.images import list_images
-
     try:
         return list_images([folder])
     except UserError as error:
@@ -430,8 +429,6 @@ def _list(spec: str, folder: str, hint: str = "") -> list[str]:
 
 
 def _read(path: str) -> np.ndarray:
-    from denoise_jax.images import read_image
-
     return read_image(path).pixels
 
 

@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
                               update_manifest=args.update_manifest)
         print("\n".join(report.lines()))
         return 0
-    from denoise_jax.data import tfds_builders, tfds_load
+    from denoise_jax.data import tfds_builders, tfds_load  # load tensorflow_datasets
 
     if args.command == "build":
         if not args.manual_dir:

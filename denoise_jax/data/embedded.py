@@ -39,6 +39,8 @@ import numpy as np
 
 from denoise_jax.errors import UserError
 
+# skimage.data is imported inside the loaders: the CLI imports this module (through `data`).
+
 SPLITS = ("train", "test")
 SKIMAGE_MODES = ("native", "rgb", "gray")
 

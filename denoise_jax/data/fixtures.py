@@ -27,6 +27,8 @@ from PIL import Image as PILImage
 
 from denoise_jax.data.scan import nind_rank
 
+# scikit-image, scipy and h5py (optional) are imported only by the fixtures that need them.
+
 SIDD_SCENES = (
     "0001_001_S6_00100_00060_3200_L",
     "0052_002_S6_01600_01000_5500_N",

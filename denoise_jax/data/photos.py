@@ -45,6 +45,10 @@ import numpy as np
 
 from denoise_jax.data import containers
 from denoise_jax.errors import UserError
+from denoise_jax.images import from_uint, read_image, to_uint, write_bytes, write_image, write_text
+
+# Pillow is imported inside the functions that use it: the CLI imports this module, and
+# `import denoise_jax.cli` does not load Pillow.
 
 SPLITS = ("train", "val")
 MODES = ("rgb", "gray")
@@ -180,8 +184,6 @@ def split_files(root: str, split: str) -> list[str]:
 @functools.lru_cache(maxsize=512)
 def read_uint8(path: str) -> np.ndarray:
     """A corpus photo as read-only uint8 [H, W, 3] (cached: training crops it many times)."""
-    from denoise_jax.images import read_image, to_uint
-
     pixels = to_uint(read_image(path).pixels, 8)
     pixels.setflags(write=False)
     return pixels
@@ -464,8 +466,6 @@ def check_manifest(photos: Sequence[Photo], expected: dict[str, dict[str, str]])
 
 
 def _write_manifest(path: str, photos: Sequence[Photo]) -> None:
-    from denoise_jax.images import write_text
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, MANIFEST_FIELDS, delimiter="\t", lineterminator="\n")
     writer.writeheader()
@@ -476,8 +476,6 @@ def _write_manifest(path: str, photos: Sequence[Photo]) -> None:
 
 def _write(root: str, photos: Sequence[Photo], progress: Callable[[str], None]) -> str:
     """Writes the PNGs, manifest and contact sheet into a new folder, then swaps it in."""
-    from denoise_jax.images import from_uint, write_image
-
     parent = os.path.dirname(root) or "."
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".photos_", dir=parent)
@@ -503,8 +501,6 @@ def _write(root: str, photos: Sequence[Photo], progress: Callable[[str], None]) 
 def contact_sheet(photos: Sequence[Photo], path: str, thumb: int = 256, columns: int = 6) -> None:
     """A grid of thumbnails (long side `thumb`) with each photo's name under it."""
     from PIL import Image, ImageDraw
-
-    from denoise_jax.images import write_bytes
 
     rows = -(-len(photos) // columns)
     sheet = Image.new("RGB", (columns * thumb, rows * (thumb + 16)), "white")

@@ -50,6 +50,8 @@ from denoise_jax import images
 from denoise_jax.data import CLEAN_DIRS, NOISY_DIRS, _pairs_dataset
 from denoise_jax.errors import UserError
 
+# scipy and h5py (optional) are imported only to read SIDD's .mat files.
+
 TEST_FRACTION = 0.2
 _SHOWN = 5  # problems listed in an error before "and N more"
 

@@ -18,6 +18,8 @@ from denoise_jax.data import Dataset, Example
 from denoise_jax.data.scan import Pair, nind_rank, scan_nind, scan_renoir, scan_sidd
 from denoise_jax.errors import UserError
 
+# scikit-learn and OpenCV are imported inside the functions that use them.
+
 SEED001_COUNTS = {"sidd": 160, "renoir": 80, "nind": 62}
 SEED001_SIZE = 256
 

@@ -54,7 +54,7 @@ def threading_runtime(include: Path) -> str:
 
 def compile_command(include: Path, lib: Path, runtime: str, out: Path) -> list[str]:
     """The g++ command line that builds the shared library at `out`."""
-    import jax.ffi
+    import jax.ffi  # JAX only for its FFI headers, when compiling (see ops/__init__.py)
 
     cmd = ["g++", "-O2", "-std=c++17", "-shared", "-fPIC", str(SOURCE), "-o", str(out),
            f"-I{jax.ffi.include_dir()}", f"-I{include}", f"-L{lib}", "-ldnnl",

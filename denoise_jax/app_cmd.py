@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 
-from denoise_jax.errors import UserError
+from denoise_jax.errors import UserError, report_user_error
 
 HELP = "serve the denoising web page on 127.0.0.1 (Streamlit)"
 APP_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.py")
@@ -109,11 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m denoise_jax.app_cmd [--port P]` (the same as `denoise-jax app`)."""
     parser = argparse.ArgumentParser(prog="denoise-jax app")
     add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return report_user_error(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import sys
 
 from denoise_jax import app_cmd, demo_cmd, denoise_cmd, eval_cmd, models_cmd, train_cmd
 from denoise_jax.data import build as data_cmd
-from denoise_jax.errors import Interrupted, UserError
+from denoise_jax.errors import Interrupted, report_user_error
 
 COMMANDS = {
     "eval": eval_cmd,
@@ -61,10 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return args.run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        return report_user_error(args.run, args)
     except Interrupted as e:
         print(e, file=sys.stderr)
         return e.exit_code

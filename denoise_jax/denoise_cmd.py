@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from denoise_jax import baselines, images, pretrained
-from denoise_jax.errors import UserError
+from denoise_jax.errors import UserError, report_user_error
 
 HELP = "denoise your photos: files, folders or globs -> -o OUT (tiled, any size)"
 EXAMPLES = textwrap.dedent(
@@ -386,12 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (`python -m denoise_jax.denoise_cmd ...`), as `denoise-jax denoise`."""
     parser = argparse.ArgumentParser(prog="denoise-jax denoise")
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    return report_user_error(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

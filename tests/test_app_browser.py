@@ -30,17 +30,8 @@ ARTEFACT = os.path.join(REPO, "test-artifacts", "app.png")
 
 
 def _app_command(port: int) -> list[str]:
-    """`python -m denoise_jax app`, or the same code alone until cli.py wires `app`."""
-    import argparse
-
-    from denoise_jax import cli
-
-    parser = cli.build_parser()
-    subcommands = next(
-        (a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {}
-    )
-    head = ["denoise_jax", "app"] if "app" in subcommands else ["denoise_jax.app_cmd"]
-    return [sys.executable, "-m", *head, "--port", str(port)]
+    """`python -m denoise_jax app --port PORT`."""
+    return [sys.executable, "-m", "denoise_jax", "app", "--port", str(port)]
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:

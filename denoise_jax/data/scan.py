@@ -56,10 +56,6 @@ TEST_FRACTION = 0.2
 _SHOWN = 5  # problems listed in an error before "and N more"
 
 SIDD_EXAMPLE_SCENE = "0052_002_S6_01600_01000_5500_N"
-SIDD_PHONES = {
-    "GP": "Google Pixel", "IP": "iPhone 7", "S6": "Samsung Galaxy S6 Edge",
-    "N6": "Motorola Nexus 6", "G4": "LG G4",
-}
 SIDD_MAT_KEYS = {"noisy": "ValidationNoisyBlocksSrgb", "clean": "ValidationGtBlocksSrgb"}
 _SIDD_SCENE = re.compile(
     r"^(?P<instance>\d{4})_(?P<scene>\d{3})_(?P<phone>[A-Za-z0-9]{2})_(?P<iso>\d+)_"

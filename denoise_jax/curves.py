@@ -52,13 +52,16 @@ def table(runs: Mapping[str, str], at: float | None = None) -> str:
     """Markdown: per run, PSNR at `at` CPU-hours (default: the shortest run's end), the last
     evaluation and the recent slope."""
     curves = {label: val_curve(path) for label, path in runs.items()}
-    empty = [label for label, c in curves.items() if not c]
-    if empty:
-        raise UserError(f"no validation records with CPU time in {', '.join(empty)}")
-    at = at if at is not None else min(c[-1][0] for c in curves.values())
+    if not any(curves.values()):
+        raise UserError(f"no validation records with CPU time in {', '.join(curves)}")
+    # A run that has not been evaluated yet (just started) gets a row, not a say in `at`.
+    at = at if at is not None else min(c[-1][0] for c in curves.values() if c)
     lines = [f"| run | val PSNR at {at:.2f} CPU-h | last: CPU-h, step, PSNR | slope (dB/CPU-h) |",
              "|---|---:|---|---:|"]
     for label, c in curves.items():
+        if not c:
+            lines.append(f"| {label} | - | no evaluation yet | - |")
+            continue
         value, rate = at_hours(c, at), slope(c)
         lines.append(f"| {label} | {'-' if value is None else f'{value:.2f}'} | "
                      f"{c[-1][0]:.2f}, {c[-1][1]}, {c[-1][2]:.2f} | "

@@ -1,6 +1,9 @@
 """The metrics writer: JSON lines, truncation on resume, CPU hours carried across chunks."""
 
+import pytest
+
 from denoise_jax import writers
+from denoise_jax.errors import UserError
 
 
 def test_cpu_hours_grow_and_carry_over_a_resume(tmp_path):
@@ -46,3 +49,12 @@ def test_curves_compare_runs_at_equal_cpu_hours(tmp_path):
     out = tmp_path / "c.png"
     curves.plot({"a": a, "b": b}, str(out), references={"BM3D": 23.5})
     assert out.stat().st_size > 1000
+    # a run just started (no evaluation yet) is listed, and does not set the comparison point
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "metrics.jsonl").write_text(json.dumps({"step": 10, "split": "train",
+                                                     "cpu_hours": 0.01, "loss": 1.0}) + "\n")
+    text = curves.table({"a": a, "b": b, "fresh": str(fresh)})
+    assert "at 0.40 CPU-h" in text and "| fresh | - | no evaluation yet | - |" in text
+    with pytest.raises(UserError, match="no validation records"):
+        curves.table({"fresh": str(fresh)})

@@ -244,6 +244,16 @@ def run_evaluation(model, state, from_logits, config, dataset, workdir, step, wr
     return result.psnr
 
 
+DIVERGENCE_FACTOR = 100.0  # a logged mean loss this far above the run's lowest: diverged
+
+
+def _last_good(mngr, workdir: str) -> str:
+    mngr.wait_until_finished()
+    good = mngr.latest_step()
+    return (f"last good checkpoint is step {good} in {workdir}/checkpoints"
+            if good is not None else "no checkpoint was saved before it")
+
+
 def check_finite(pending: list[tuple[int, dict]], mngr, workdir: str) -> dict[str, float]:
     """Fetches the step metrics since the last check; stops the run at a non-finite loss.
 
@@ -253,15 +263,24 @@ def check_finite(pending: list[tuple[int, dict]], mngr, workdir: str) -> dict[st
     fetched = jax.device_get([m for _, m in pending])
     for (step, _), m in zip(pending, fetched, strict=True):
         if not np.isfinite(m["loss"]):
-            mngr.wait_until_finished()
-            good = mngr.latest_step()
-            where = (f"last good checkpoint is step {good} in {workdir}/checkpoints"
-                     if good is not None else "no checkpoint was saved before it")
             raise NonFiniteLoss(
-                f"loss became {float(m['loss'])} at step {step}; {where}; lower the learning "
-                f"rate (--config.optimizer.lr) or set --config.optimizer.clip_norm=1.0, then "
-                "re-run to resume from it")
+                f"loss became {float(m['loss'])} at step {step}; {_last_good(mngr, workdir)}; "
+                "lower the learning rate (--config.optimizer.lr) or set "
+                "--config.optimizer.clip_norm=1.0, then re-run to resume from it")
     return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+
+
+def check_divergence(step: int, loss: float, lowest: float, mngr, workdir: str) -> float:
+    """Stops a run whose logged mean loss rose `DIVERGENCE_FACTOR`× above its lowest (a
+    blown-up run stays finite for a while, and a save then would keep only ruined weights);
+    returns the new lowest."""
+    if 0 < lowest < np.inf and loss > DIVERGENCE_FACTOR * lowest:
+        raise NonFiniteLoss(
+            f"training diverged: the mean loss rose to {loss:.3g} by step {step}, "
+            f"{loss / lowest:,.0f}× its lowest ({lowest:.3g}); {_last_good(mngr, workdir)}; "
+            "lower the learning rate (--config.optimizer.lr) or set "
+            "--config.optimizer.clip_norm=1.0, then re-run to resume from it")
+    return min(lowest, loss)
 
 
 def tree_is_finite(tree: Any) -> bool:
@@ -583,7 +602,7 @@ def _train(config: ConfigDict, workdir: str) -> TrainState:
     bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True,
                disable=None if lead else True)
     every_s = 60.0 * float(config.get("checkpoint_every_minutes") or 0)
-    pending, tick, last_save = [], time.perf_counter(), _clock()
+    pending, tick, last_save, lowest_loss = [], time.perf_counter(), _clock(), np.inf
     signals = StopSignals().install()
     try:
         for step in range(start + 1, total_steps + 1):
@@ -597,6 +616,7 @@ def _train(config: ConfigDict, workdir: str) -> TrainState:
             save = _due(config.checkpoint_every, step, total_steps) or overdue or bool(signum)
             if _due(config.log_every, step, total_steps) or save:
                 means = check_finite(pending, mngr, workdir)
+                lowest_loss = check_divergence(step, means["loss"], lowest_loss, mngr, workdir)
                 seconds = time.perf_counter() - tick
                 means.update(steps_per_sec=len(pending) / seconds,
                              images_per_sec=len(pending) * config.data.batch / seconds)
@@ -616,7 +636,10 @@ def _train(config: ConfigDict, workdir: str) -> TrainState:
                 stop = bool(patience) and stale >= patience and step < total_steps
             if save or stop:
                 if pending:  # a stop between log steps: check and log the steps since
-                    writer.write_scalars(step, "train", check_finite(pending, mngr, workdir))
+                    means = check_finite(pending, mngr, workdir)
+                    lowest_loss = check_divergence(step, means["loss"], lowest_loss, mngr,
+                                                   workdir)
+                    writer.write_scalars(step, "train", means)
                     pending = []
                 if not tree_is_finite(state.params):
                     raise NonFiniteLoss(

@@ -493,3 +493,22 @@ def test_ema_decay_warms_up_then_holds():
     for t in range(300):
         weight *= float(ema_decay_at(t, 0.999))
     assert weight < 1e-3
+
+
+def test_a_loss_that_blows_up_stops_the_run_before_it_is_saved():
+    class Manager:  # what check_divergence asks of orbax's CheckpointManager
+        def wait_until_finished(self):
+            pass
+
+        def latest_step(self):
+            return 750
+
+    lowest = np.inf
+    for step, loss in [(100, 0.02), (200, 0.004), (300, 0.0022), (400, 0.05)]:
+        lowest = train.check_divergence(step, loss, lowest, Manager(), "/w")
+    assert lowest == 0.0022  # ×23 is noise, not divergence
+    with pytest.raises(train.NonFiniteLoss) as e:
+        train.check_divergence(883, 3790.8, lowest, Manager(), "/w")
+    assert str(e.value).startswith("training diverged: the mean loss rose to 3.79e+03 by "
+                                   "step 883, 1,723,091× its lowest (0.0022)")
+    assert "last good checkpoint is step 750 in /w/checkpoints" in str(e.value)

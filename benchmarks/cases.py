@@ -34,13 +34,13 @@ TRAIN: dict[str, Spec] = {
     "rednet": {
         "model": "rednet", "kwargs": {"depth": 5, "features": 64},
         "patch": 256, "batch": 4, "loss": "mse", "optimizer": {"name": "adam", "lr": 3e-5},
-        "source": "experiments/seed001_rednet.py (RED10, 256² whole images, batch 4, MSE, "
+        "source": "experiments/realnoise_rednet.py (RED10, 256² whole images, batch 4, MSE, "
                   "Adam 3e-5)",
     },
     "mwcnn": {
         "model": "mwcnn", "kwargs": {}, "patch": 128, "batch": 4, "loss": "mse",
         "optimizer": {"name": "adam", "lr": 3e-5},
-        "source": "the paper MWCNN (16.2M params) under experiments/seed001_mwcnn.py's "
+        "source": "the paper MWCNN (16.2M params) under experiments/realnoise_mwcnn.py's "
                   "protocol (batch 4, MSE, Adam 3e-5) at 128² instead of 256²: a 256² step "
                   "costs 1.4 TFLOP, about 10 s in JAX and far more in PyTorch on 2 cores",
     },
@@ -48,7 +48,7 @@ TRAIN: dict[str, Spec] = {
         "model": "nafnet_tiny", "kwargs": {"width": 16}, "patch": 128, "batch": 8,
         "loss": "charbonnier",
         "optimizer": {"name": "adamw", "lr": 1e-3, "b1": 0.9, "b2": 0.9, "weight_decay": 1e-4},
-        "source": "experiments/real_nafnet.py (128² patches, batch 8, Charbonnier, AdamW "
+        "source": "experiments/realnoise_nafnet.py (128² patches, batch 8, Charbonnier, AdamW "
                   "β 0.9/0.9, wd 1e-4)",
     },
     # Candidates for a shipped colour model, at their pilot sizes, under train/dncnn's
@@ -74,9 +74,9 @@ TRAIN: dict[str, Spec] = {
     "pridnet": {
         "model": "pridnet", "kwargs": {"features": 32, "unet_levels": 5}, "patch": 128,
         "batch": 4, "loss": "mse", "optimizer": {"name": "adam", "lr": 3e-5},
-        "source": "the paper PRIDNet (74.2M params) under experiments/seed001_pridnet.py's "
+        "source": "the paper PRIDNet (74.2M params) under experiments/realnoise_pridnet.py's "
                   "protocol (batch 4, MSE, Adam 3e-5) at 128² instead of 256² (a 256² step "
-                  "costs 0.76 TFLOP); without the seed's weight decay",
+                  "costs 0.76 TFLOP); without the comparison's weight decay",
     },
 }
 

@@ -567,8 +567,8 @@ CASES: dict[str, Callable[[bool], list[Row]]] = {
     "data/skimage_gauss": lambda quick: [data_throughput(
         "skimage_gauss:tiny" if quick else "skimage_gauss", steps=2 if quick else 3,
         batches=5 if quick else 20)],
-    "data/seed001_rednet": lambda quick: [data_throughput(
-        "seed001_rednet:tiny" if quick else "seed001_rednet", steps=2 if quick else 3,
+    "data/realnoise_rednet": lambda quick: [data_throughput(
+        "realnoise_rednet:tiny" if quick else "realnoise_rednet", steps=2 if quick else 3,
         batches=5 if quick else 20)],
     "metrics/ssim": lambda quick: [ssim_speed(s, 3 if quick else 5)
                                    for s in ((256, 512) if quick else (512, 2048))],

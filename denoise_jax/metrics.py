@@ -11,8 +11,8 @@ Pinned definitions (tables and JSON state them through `DEFINITIONS`):
   `skimage.metrics.structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False, data_range=..., channel_axis=-1)` and `dm_pix.ssim`.
 
-`ssim_seed` reproduces the real-noise comparison's numbers (skimage defaults, data_range from the
-prediction); it is not the project's metric.
+`ssim_realnoise` reproduces the real-noise comparison's numbers (skimage defaults, data_range
+from the prediction); it is not the project's metric.
 
 Images are `[..., H, W, C]`: the last three axes are one image, any leading axes are a
 batch, and results have the leading shape (a scalar for one image). Grey is H×W×1.
@@ -39,7 +39,7 @@ DEFINITIONS: dict[str, str] = {
     "ssim": "SSIM (Wang et al. 2004): Gaussian 11x11 window sigma 1.5, K1 0.01, K2 0.03, "
     "explicit data_range, per channel averaged, valid region; equals skimage "
     "structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)",
-    "ssim_seed": "real-noise comparison protocol, not the project's metric: skimage "
+    "ssim_realnoise": "real-noise comparison protocol, not the project's metric: skimage "
     "structural_similarity defaults (7x7 uniform window, sample covariance), "
     "data_range = pred.max() - pred.min(), per channel averaged",
 }
@@ -107,7 +107,7 @@ def ssim(
     return values.reshape(lead)
 
 
-def ssim_seed(pred: np.ndarray, target: np.ndarray) -> np.ndarray | float:
+def ssim_realnoise(pred: np.ndarray, target: np.ndarray) -> np.ndarray | float:
     """The real-noise comparison's SSIM, to reproduce its table: NOT the project's metric.
 
     scikit-image `structural_similarity` with its defaults (7×7 uniform window, sample
@@ -125,7 +125,7 @@ def ssim_seed(pred: np.ndarray, target: np.ndarray) -> np.ndarray | float:
 
     pred = np.asarray(pred, np.float64)
     target = np.asarray(target, np.float64)
-    _check_pair(pred, target, "ssim_seed")
+    _check_pair(pred, target, "ssim_realnoise")
     lead = pred.shape[:-3]
     flat_p = pred.reshape((-1,) + pred.shape[-3:])
     flat_t = target.reshape(flat_p.shape)

@@ -11,13 +11,13 @@ Schema (every field can be overridden: `--config.optimizer.lr=3e-4`):
                         nind, paired_folder (`denoise-jax data build NAME --manual-dir DIR`;
                         any tfds set built under data.data_dir works) trains on
                         tfds:NAME:train@DATA_DIR and validates on its test split (else
-                        validation; neither: no evaluation); "seed001" trains on the
+                        validation; neither: no evaluation); "realnoise" trains on the
                         real-noise comparison's 241 pairs of data.sidd_dir/renoir_dir/
                         nind_dir and validates on its 61. Overrides data.train and
                         eval.data; None (default): use them.
   data.data_dir         tfds data folder for data.name (None: $TFDS_DATA_DIR, else
                         ~/tensorflow_datasets)
-  data.sidd_dir, data.renoir_dir, data.nind_dir   manual folders for data.name=seed001
+  data.sidd_dir, data.renoir_dir, data.nind_dir   manual folders for data.name=realnoise
   data.resize           resize every training image (and pair) to N×N first, bilinear
                         (the real-noise comparison: 256 with data.patch None: whole
                         images); None: as stored

@@ -2,7 +2,7 @@
 
 Conv32-pool-Conv32-pool / Conv32-up-Conv32-up-Conv1.
 
-Trained as the dense seed (`mnist_dae.py`): BCE, Adadelta lr 1.0 (the old Keras meaning,
+Trained as the dense autoencoder (`mnist_dae.py`): BCE, Adadelta lr 1.0 (the old Keras meaning,
 see there), its epochs (300 on mnist_5k; see there), batch 128, noise keras:0.5, the
 embedded mnist_5k digits.
 Args: "tiny", "tfds" (as in mnist_dae.py).

@@ -129,7 +129,7 @@ def test_unknown_twin_is_an_error():
     from benchmarks import torch_models
 
     with pytest.raises(KeyError, match="no PyTorch twin"):
-        torch_models.build("mwcnn_seed")
+        torch_models.build("mwcnn_realnoise")
 
 
 def test_rows_put_ratio_above_one_when_jax_is_faster():

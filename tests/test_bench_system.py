@@ -66,8 +66,8 @@ def test_memory_cases_measure_the_cli_and_write_the_plot(tmp_path):
 
 
 def test_data_case_compares_the_pipeline_with_the_train_step():
-    row = system.data_throughput("seed001_rednet:tiny", steps=1, batches=2)
-    check_row(row, "data/seed001_rednet", "images/s", peer=True)
+    row = system.data_throughput("realnoise_rednet:tiny", steps=1, batches=2)
+    check_row(row, "data/realnoise_rednet", "images/s", peer=True)
     config = row["config"]
     assert config["image_shape"] == [32, 32, 3] and config["batch"] == 4
     assert row["ratio"] == pytest.approx(config["pipeline_images_per_s"]

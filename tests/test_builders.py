@@ -9,7 +9,7 @@ import scipy.io
 import tensorflow_datasets as tfds
 
 from denoise_jax import data
-from denoise_jax.data import build, fixtures, scan, seed001, tfds_builders
+from denoise_jax.data import build, fixtures, realnoise, scan, tfds_builders
 from denoise_jax.errors import UserError
 from denoise_jax.images import read_image
 
@@ -312,17 +312,17 @@ def test_build_main_errors_are_user_errors(argv, expected):
         build.main(argv)
 
 
-def test_seed001_protocol_split(built):
-    train, test = seed001.seed001_pairs(built.manual["sidd"], built.manual["renoir"],
-                                         built.manual["nind"], size=64)
+def test_realnoise_protocol_split(built):
+    train, test = realnoise.realnoise_pairs(built.manual["sidd"], built.manual["renoir"],
+                                             built.manual["nind"], size=64)
     # SIDD 5 + RENOIR Mi3 only (2 + 1 + 2) + NIND X-T1 sets only (droid 3, whistle 3, gnome 1)
     total = 5 + 5 + 7
     assert len(test) == math.ceil(0.2 * total) and len(train) + len(test) == total
     assert not set(train.names) & set(test.names)
     names = set(train.names) | set(test.names)
     assert not any(n.startswith(("S90", "T3i", "NIND_MuseeL-Bobo-C500D")) for n in names)
-    again, _ = seed001.seed001_pairs(built.manual["sidd"], built.manual["renoir"],
-                                      built.manual["nind"], size=64)
+    again, _ = realnoise.realnoise_pairs(built.manual["sidd"], built.manual["renoir"],
+                                          built.manual["nind"], size=64)
     assert again.names == train.names
     example = test[0]
     assert example.clean.shape == example.noisy.shape == (64, 64, 3)

@@ -123,18 +123,18 @@ def test_identical_images_give_inf_psnr_and_unit_ssim():
     assert np.all(np.isinf(np.asarray(metrics.psnr(batch, batch))))
 
 
-def test_ssim_seed_is_skimage_default_with_prediction_range():
+def test_ssim_realnoise_is_skimage_default_with_prediction_range():
     noisy, clean, _ = _scaled("astronaut", "unit")
     expected = structural_similarity(
         noisy.astype(np.float64), clean.astype(np.float64),
         data_range=float(noisy.max() - noisy.min()), channel_axis=-1,
     )
-    assert metrics.ssim_seed(noisy, clean) == pytest.approx(expected, abs=1e-9)
-    batch = metrics.ssim_seed(np.stack([noisy, clean]), np.stack([clean, clean]))
+    assert metrics.ssim_realnoise(noisy, clean) == pytest.approx(expected, abs=1e-9)
+    batch = metrics.ssim_realnoise(np.stack([noisy, clean]), np.stack([clean, clean]))
     assert batch.shape == (2,)
     assert batch[0] == pytest.approx(expected, abs=1e-9)
     assert batch[1] == pytest.approx(1.0)
-    assert "not the project's metric" in metrics.ssim_seed.__doc__.lower()
+    assert "not the project's metric" in metrics.ssim_realnoise.__doc__.lower()
 
 
 def test_bad_inputs_raise_user_error():
@@ -148,6 +148,6 @@ def test_bad_inputs_raise_user_error():
 
 
 def test_definitions_state_the_pinned_protocol():
-    assert set(metrics.DEFINITIONS) >= {"psnr", "ssim", "ssim_seed"}
+    assert set(metrics.DEFINITIONS) >= {"psnr", "ssim", "ssim_realnoise"}
     assert all(s in metrics.DEFINITIONS["ssim"] for s in ("11x11", "1.5", "0.01", "0.03"))
     assert "data_range" in metrics.DEFINITIONS["psnr"]

@@ -147,7 +147,7 @@ def test_rednet_output_is_input_plus_last_deconv():
 
 # --- Autoencoders ----------------------------------------------------------------------------
 
-def test_dae_dense_is_the_seed_network():
+def test_dae_dense_is_the_keras_mnist_network():
     model = models.get_model("dae_dense")
     x = jax.random.uniform(jax.random.key(1), (2, 28, 28, 1))
     variables = model.init(jax.random.key(0), x)
@@ -188,7 +188,7 @@ def test_table_lists_models_with_size_cost_and_description():
     assert lines[0].startswith("| model | params (M) | GMACs @256×256×3")
     assert len(lines) == 5
     assert lines[2].startswith("| dncnn | 0.558 | 36.4")
-    assert "(@28×28×1)" in lines[3] and "seed 000" in lines[3]
+    assert "(@28×28×1)" in lines[3] and "Keras MNIST autoencoder" in lines[3]
     assert "NAFNet, tiny" in lines[4]
 
 

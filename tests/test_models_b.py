@@ -1,4 +1,4 @@
-"""Haar DWT/IWT, MWCNN and PRIDNet (paper and seed variants).
+"""Haar DWT/IWT, MWCNN and PRIDNet (the papers' and the real-noise comparison's variants).
 
 Structure and parameter counts at the default sizes come from `jax.eval_shape` (nothing is
 allocated). Forward and gradient checks run tiny widths with variables filled from numpy
@@ -18,7 +18,7 @@ from denoise_jax.errors import UserError
 from denoise_jax.models import get_model, tiny_kwargs
 from denoise_jax.models.haar import dwt, iwt
 
-MODELS = ("mwcnn", "mwcnn_seed", "pridnet", "pridnet_seed")
+MODELS = ("mwcnn", "mwcnn_realnoise", "pridnet", "pridnet_realnoise")
 # Test sizes, declared where each model is registered (`register(name, tiny=...)`).
 TINY = tiny_kwargs()
 
@@ -65,7 +65,7 @@ def astronaut(h: int = 64, w: int = 96) -> jnp.ndarray:
 # ---------------------------------------------------------------- Haar
 
 
-@pytest.mark.parametrize("scale", ["orthonormal", "seed"])
+@pytest.mark.parametrize("scale", ["orthonormal", "unscaled"])
 def test_iwt_inverts_dwt_exactly_on_random_and_real_images(scale):
     random = jax.random.uniform(jax.random.key(0), (2, 6, 10, 3))
     for x in (random, astronaut()):
@@ -77,34 +77,34 @@ def test_iwt_inverts_dwt_exactly_on_random_and_real_images(scale):
     assert float(jnp.abs(dwt(iwt(y, scale), scale) - y).max()) < 1e-5
 
 
-def test_orthonormal_dwt_preserves_energy_and_seed_scaling_quadruples_it():
+def test_orthonormal_dwt_preserves_energy_and_unscaled_quadruples_it():
     x = astronaut()
     energy = float(np.sum(np.asarray(x, np.float64) ** 2))
     assert float(jnp.sum(dwt(x, "orthonormal") ** 2)) == pytest.approx(energy, rel=1e-5)
-    assert float(jnp.sum(dwt(x, "seed") ** 2)) == pytest.approx(4 * energy, rel=1e-5)
+    assert float(jnp.sum(dwt(x, "unscaled") ** 2)) == pytest.approx(4 * energy, rel=1e-5)
 
 
 def test_dwt_agrees_with_pywavelets_haar_per_channel():
     x = np.asarray(astronaut(32, 48))
     c = x.shape[-1]
     ortho = np.asarray(dwt(jnp.asarray(x), "orthonormal"))
-    seed = np.asarray(dwt(jnp.asarray(x), "seed"))
+    unscaled = np.asarray(dwt(jnp.asarray(x), "unscaled"))
     for ch in range(c):
         ca, (ch_, cv, cd) = pywt.dwt2(x[0, :, :, ch].astype(np.float64), "haar")
         bands = [ortho[0, :, :, k * c + ch] for k in range(4)]  # LL, LH, HL, HH
         # Documented convention: PyWavelets' single-difference bands have the opposite sign.
         for ours, theirs in zip(bands, (ca, -ch_, -cv, cd), strict=True):
             np.testing.assert_allclose(ours, theirs, atol=1e-6)
-        np.testing.assert_allclose(seed[0, :, :, ch], 2 * ca, atol=1e-5)
+        np.testing.assert_allclose(unscaled[0, :, :, ch], 2 * ca, atol=1e-5)
 
 
 def test_dwt_channel_layout_is_ll_lh_hl_hh_blocks():
     rows = (jnp.arange(4) % 2).astype(jnp.float32)[None, :, None, None]  # odd rows are 1
     x = jnp.concatenate([jnp.ones((1, 4, 4, 1)), jnp.broadcast_to(rows, (1, 4, 4, 1))], -1)
-    y = dwt(x, "seed")  # C = 2: channels [LL0, LL1, LH0, LH1, HL0, HL1, HH0, HH1]
+    y = dwt(x, "unscaled")  # C = 2: channels [LL0, LL1, LH0, LH1, HL0, HL1, HH0, HH1]
     np.testing.assert_allclose(y[0, 0, 0], [4, 2, 0, 2, 0, 0, 0, 0])
     cols = jnp.swapaxes(x, 1, 2)  # odd columns are 1 in channel 1
-    np.testing.assert_allclose(dwt(cols, "seed")[0, 0, 0], [4, 2, 0, 0, 0, 2, 0, 0])
+    np.testing.assert_allclose(dwt(cols, "unscaled")[0, 0, 0], [4, 2, 0, 0, 0, 2, 0, 0])
 
 
 def test_haar_rejects_odd_sizes_and_unknown_scale():
@@ -156,8 +156,8 @@ def test_jitted_gradients_are_finite_and_nonzero(name):
 
 def test_bad_sizes_raise_user_errors():
     x = jax.ShapeDtypeStruct((1, 8, 8, 1), jnp.float32)
-    for name, kwargs in [("mwcnn", dict(widths=())), ("mwcnn_seed", dict(features=0)),
-                         ("pridnet", dict(features=0)), ("pridnet_seed", dict(unet_levels=0))]:
+    for name, kwargs in [("mwcnn", dict(widths=())), ("mwcnn_realnoise", dict(features=0)),
+                         ("pridnet", dict(features=0)), ("pridnet_realnoise", dict(unet_levels=0))]:
         with pytest.raises(UserError):
             jax.eval_shape(get_model(name, **kwargs).init, jax.random.key(0), x)
 
@@ -182,8 +182,8 @@ def test_mwcnn_paper_has_24_layers_with_widths_160_256_256():
     assert n_params(variables["params"]) == 16_152_260
 
 
-def test_mwcnn_seed_blocks_are_64_128_256_512_512_512_with_4_dwt_levels():
-    variables = abstract_variables(get_model("mwcnn_seed"), (1, 16, 16, 3))
+def test_mwcnn_realnoise_blocks_are_64_128_256_512_512_512_with_4_dwt_levels():
+    variables = abstract_variables(get_model("mwcnn_realnoise"), (1, 16, 16, 3))
     kernels = kernel_shapes(variables["params"])
     blocks = ["enc0", "enc1", "enc2", "enc3", "bottom0", "bottom1"]
     assert [kernels[f"{b}/conv0"][-1] for b in blocks] == [64, 128, 256, 512, 512, 512]
@@ -204,8 +204,8 @@ def test_mwcnn_seed_blocks_are_64_128_256_512_512_512_with_4_dwt_levels():
 # ---------------------------------------------------------------- PRIDNet layouts
 
 
-def test_pridnet_seed_has_about_291m_parameters_and_the_seed_layout():
-    variables = abstract_variables(get_model("pridnet_seed"), (1, 16, 16, 3))
+def test_pridnet_realnoise_has_about_291m_parameters_and_the_comparison_layout():
+    variables = abstract_variables(get_model("pridnet_realnoise"), (1, 16, 16, 3))
     params = variables["params"]
     assert n_params(params) == 290_622_993
     branches = sorted(k for k in params if k.startswith("branch_pool"))
@@ -242,7 +242,7 @@ def test_pridnet_paper_layout_at_default_width():
     assert kernels["kernel_select/squeeze"] == (7, 4)
 
 
-@pytest.mark.parametrize("name", ["pridnet", "pridnet_seed"])
+@pytest.mark.parametrize("name", ["pridnet", "pridnet_realnoise"])
 def test_pridnet_branches_pool_by_1_2_4_8_16(name):
     model = get_model(name, **TINY[name])
     x = jax.ShapeDtypeStruct((1, 64, 48, 3), jnp.float32)

@@ -19,7 +19,7 @@ from denoise_jax import models
 # where each model is registered (`register(name, tiny=...)`).
 TINY = models.tiny_kwargs()
 
-# The dense autoencoder learns slowly at 2e-3 (its seed used Adadelta at lr 1.0).
+# The dense autoencoder learns slowly at 2e-3 (the Keras MNIST tutorial used Adadelta at lr 1.0).
 LEARNING_RATE = {"dae_dense": 1e-2}
 
 # Models whose variables fit one input size only.

@@ -2,7 +2,7 @@
 
 The must-show flow runs end to end on a generated fixture folder:
 `denoise-jax data build paired_folder --manual-dir DIR`, then
-`denoise-jax train --config experiments/real_nafnet.py:tiny --config.data.name=paired_folder`.
+`denoise-jax train --config experiments/realnoise_nafnet.py:tiny --config.data.name=paired_folder`.
 Training runs go through the real command in subprocesses, two at a time, with XLA's
 optimiser off (tiny models: compiling dominates); the pipeline checks run in-process.
 """
@@ -61,13 +61,13 @@ def runs(built, tmp_path_factory):
                XLA_FLAGS="--xla_backend_optimization_level=0")
     no_eval = "--config.eval_every=0"  # the big models' evaluation compiles are not needed
     jobs = {  # slowest first
-        "pridnet": ("seed001_pridnet.py:tiny", *SHORT, no_eval),
+        "pridnet": ("realnoise_pridnet.py:tiny", *SHORT, no_eval),
         # The must-show flow; the data folder comes from $TFDS_DATA_DIR.
-        "nafnet_pairs": ("real_nafnet.py:tiny", "--config.data.name=paired_folder", *SHORT),
-        "mwcnn": ("seed001_mwcnn.py:tiny", *SHORT, no_eval),
-        "rednet": ("seed001_rednet.py:tiny", *SHORT),
+        "nafnet_pairs": ("realnoise_nafnet.py:tiny", "--config.data.name=paired_folder", *SHORT),
+        "mwcnn": ("realnoise_mwcnn.py:tiny", *SHORT, no_eval),
+        "rednet": ("realnoise_rednet.py:tiny", *SHORT),
         # lr 0: the validation PSNR cannot improve, so patience 1 stops at the 2nd evaluation.
-        "early": ("seed001_rednet.py:tiny", "--config.optimizer.lr=0", "--config.eval_every=1",
+        "early": ("realnoise_rednet.py:tiny", "--config.optimizer.lr=0", "--config.eval_every=1",
                   "--config.early_stop_patience=1", "--config.num_steps=6",
                   "--config.sample_every=0"),
     }
@@ -127,9 +127,9 @@ def test_paired_folder_build_then_train_with_data_name(runs, built):
     assert "val PSNR" in runs["nafnet_pairs"]["out"]
 
 
-@pytest.mark.parametrize("name,model", [("rednet", "rednet"), ("mwcnn", "mwcnn_seed"),
-                                        ("pridnet", "pridnet_seed")])
-def test_seed001_tiny_trains_with_camera_noise_recorded(runs, name, model):
+@pytest.mark.parametrize("name,model", [("rednet", "rednet"), ("mwcnn", "mwcnn_realnoise"),
+                                        ("pridnet", "pridnet_realnoise")])
+def test_realnoise_tiny_trains_with_camera_noise_recorded(runs, name, model):
     workdir = runs[name]["workdir"]
     saved = _saved(workdir)
     assert saved["model"]["name"] == model
@@ -176,7 +176,7 @@ def _find(patch_clean: np.ndarray, patch_noisy: np.ndarray, pairs: list) -> bool
 
 def test_pair_batches_are_aligned_crops_of_the_fixture_pairs(built):
     pairs_dir, data_dir = built
-    config = pipeline.resolve(_config("real_nafnet.py", "tiny", **{
+    config = pipeline.resolve(_config("realnoise_nafnet.py", "tiny", **{
         "data.name": "paired_folder", "data.data_dir": data_dir}))
     source = pipeline.training_source(config.data.train)
     assert len(source) == tfds_load.built_counts("paired_folder", data_dir).counts["train"]
@@ -223,8 +223,8 @@ def test_train_step_uses_the_batch_noisy_images_not_synthetic_noise():
     np.testing.assert_allclose(got["loss"], want, rtol=1e-6)
 
 
-def test_seed_protocol_resizes_whole_images_to_256():
-    config = pipeline.resolve(_config("seed001_rednet.py"))
+def test_realnoise_protocol_resizes_whole_images_to_256():
+    config = pipeline.resolve(_config("realnoise_rednet.py"))
     assert config.data.resize == 256 and not config.data.patch and config.noise == "camera"
     source = pipeline.training_source(config.data.train, resize=config.data.resize)
     assert pipeline.check_shapes(source, config.data.patch) == (256, 256, 3)
@@ -236,12 +236,12 @@ def test_seed_protocol_resizes_whole_images_to_256():
     assert any(np.array_equal(batch["clean"][0], t) for img in whole for t in _dihedral(img))
 
 
-def test_seed001_spec_reads_the_seed_split_as_resized_real_pairs(tmp_path):
+def test_realnoise_spec_reads_the_241_61_split_as_resized_real_pairs(tmp_path):
     sidd = fixtures.make_sidd(str(tmp_path / "sidd"), with_mat=False)
     renoir = fixtures.make_renoir(str(tmp_path / "renoir"))
     nind = fixtures.make_nind(str(tmp_path / "nind"))
-    config = pipeline.resolve(_config("seed001_rednet.py", None, **{
-        "data.name": "seed001", "data.sidd_dir": sidd, "data.renoir_dir": renoir,
+    config = pipeline.resolve(_config("realnoise_rednet.py", None, **{
+        "data.name": "realnoise", "data.sidd_dir": sidd, "data.renoir_dir": renoir,
         "data.nind_dir": nind}))
     assert config.noise == "real" and config.eval.noise == "real"
     train_set = pipeline.training_source(config.data.train, resize=config.data.resize)
@@ -254,14 +254,14 @@ def test_seed001_spec_reads_the_seed_split_as_resized_real_pairs(tmp_path):
 
 def test_data_name_errors_are_one_line_user_errors(tmp_path):
     with pytest.raises(UserError, match="denoise-jax data build paired_folder"):
-        pipeline.resolve(_config("real_nafnet.py", "tiny", **{
+        pipeline.resolve(_config("realnoise_nafnet.py", "tiny", **{
             "data.name": "paired_folder", "data.data_dir": str(tmp_path)}))
     with pytest.raises(UserError, match="sidd_dir"):
-        pipeline.resolve(_config("seed001_rednet.py", "tiny", **{"data.name": "seed001"}))
-    config = pipeline.resolve(_config("real_nafnet.py", "tiny", **{
+        pipeline.resolve(_config("realnoise_rednet.py", "tiny", **{"data.name": "realnoise"}))
+    config = pipeline.resolve(_config("realnoise_nafnet.py", "tiny", **{
         "data.train": f"pairs:{tmp_path}", "eval.data": "skimage:test:rgb"}))
     assert config.noise == "real" and config.eval.noise == "camera"
-    clean_only = _config("real_nafnet.py", "tiny", noise="real")
+    clean_only = _config("realnoise_nafnet.py", "tiny", noise="real")
     with pytest.raises(UserError, match="clean images only"):
         train.train_and_evaluate(clean_only, str(tmp_path / "w"))
 

@@ -186,7 +186,7 @@ def load(spec: str) -> Dataset:
 
 
 def is_pair_spec(spec: str | None) -> bool:
-    """Whether a data spec names real noisy/clean pairs (pairs:, seed001:, built pair sets)."""
+    """Whether a data spec names real noisy/clean pairs (pairs:, realnoise:, built pair sets)."""
     if not spec:
         return False
     kind, _, rest = spec.strip().partition(":")
@@ -242,28 +242,28 @@ def _load_photos(spec: str, rest: str) -> Dataset:
     return _photos_dataset(fields[0], (fields[1:] or ["rgb"])[0], root)
 
 
-SEED001_SOURCES = ("sidd", "renoir", "nind")
+REALNOISE_SOURCES = ("sidd", "renoir", "nind")
 
 
-def _load_seed001(spec: str, rest: str) -> Dataset:
+def _load_realnoise(spec: str, rest: str) -> Dataset:
     """The REDNet/MWCNN/PRIDNet comparison's 241/61 split of the SIDD + RENOIR + NIND pairs
-    (docs/reference.md#real-noise-comparison; `seed001.seed001_pairs`)."""
+    (docs/reference.md#real-noise-comparison; `realnoise.realnoise_pairs`)."""
     split, _, rest = rest.partition("@")
     parts = [p for p in re.split(r",(?=(?:sidd|renoir|nind)=)", rest.strip()) if p]
     dirs = dict(p.split("=", 1) for p in parts if "=" in p)
     if split not in ("train", "test") or len(dirs) != len(parts) or not dirs or any(
-            k not in SEED001_SOURCES for k in dirs):
-        raise UserError(f"bad data spec {spec!r}: expected seed001:train|test@sidd=DIR,"
+            k not in REALNOISE_SOURCES for k in dirs):
+        raise UserError(f"bad data spec {spec!r}: expected realnoise:train|test@sidd=DIR,"
                         "renoir=DIR,nind=DIR (any of the three)")
-    train, test = _seed001_split(dirs.get("sidd"), dirs.get("renoir"), dirs.get("nind"))
+    train, test = _realnoise_split(dirs.get("sidd"), dirs.get("renoir"), dirs.get("nind"))
     return train if split == "train" else test
 
 
 @functools.cache
-def _seed001_split(sidd: str | None, renoir: str | None, nind: str | None):
-    from denoise_jax.data import seed001  # it imports this package: a cycle at module level
+def _realnoise_split(sidd: str | None, renoir: str | None, nind: str | None):
+    from denoise_jax.data import realnoise  # it imports this package: a cycle at module level
 
-    return seed001.seed001_pairs(sidd, renoir, nind)
+    return realnoise.realnoise_pairs(sidd, renoir, nind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,10 +311,10 @@ SOURCES: dict[str, Source] = {s.kind: s for s in (
            "8 Debian packages, fixed split (val = 24 whole photos from every package); :gray "
            "= BT.601 luma; DIR default $DENOISE_JAX_PHOTOS or ~/.cache/denoise_jax/photos",
            _load_photos),
-    Source("seed001", "seed001:train|test@sidd=DIR,renoir=DIR,nind=DIR",
+    Source("realnoise", "realnoise:train|test@sidd=DIR,renoir=DIR,nind=DIR",
            "the real-noise comparison's fixed 241/61 split of SIDD-Small, RENOIR and NIND "
            "pairs (any of the three folders; docs/reference.md#real-noise-comparison)",
-           _load_seed001, lambda rest: True),
+           _load_realnoise, lambda rest: True),
 )}
 SPEC_FORMS = tuple(s.form for s in SOURCES.values())
 

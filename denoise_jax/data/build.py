@@ -111,5 +111,5 @@ def main(argv: list[str]) -> int:
         print(f"  {'':<14} --manual-dir: {cls.LAYOUT}")
     print("read one with the data spec tfds:NAME[:SPLIT][@DATA_DIR]; the real-noise "
           "comparison's 302-pair protocol: "
-          "denoise_jax.data.seed001.seed001_pairs(sidd_dir, renoir_dir, nind_dir)")
+          "denoise_jax.data.realnoise.realnoise_pairs(sidd_dir, renoir_dir, nind_dir)")
     return 0

@@ -6,7 +6,7 @@
     state = it.get_state()    # JSON-able; `it.set_state(state)` continues exactly there
 
 Real noisy/clean pairs (`pairs:PATH`, `tfds:sidd|renoir|nind|paired_folder[:SPLIT]`,
-`seed001:SPLIT@...`) yield "noisy" beside "clean", cut by the same crop and flip/rotation,
+`realnoise:SPLIT@...`) yield "noisy" beside "clean", cut by the same crop and flip/rotation,
 and the train step then uses them instead of drawing synthetic noise. `resolve(config)`
 maps the config's `data.name` onto these specs (see experiments/base.py).
 
@@ -33,8 +33,8 @@ from denoise_jax import data
 from denoise_jax.errors import UserError
 
 TFDS_PREFIX = "tfds:"
-SEED001_PREFIX = "seed001:"
-SEED001_SOURCES = data.SEED001_SOURCES
+REALNOISE_PREFIX = "realnoise:"
+REALNOISE_SOURCES = data.REALNOISE_SOURCES
 is_pair_spec = data.is_pair_spec
 
 
@@ -50,7 +50,7 @@ def __getattr__(name: str):
 
 def training_source(spec: str, download: bool = False,
                     resize: int | None = None) -> Sequence[data.Example]:
-    """The data set named by `spec` (any `data.load` spec, `seed001:train|test@...` included).
+    """The data set named by `spec` (any `data.load` spec, `realnoise:train|test@...` included).
 
     Only with `download` does a `tfds:` spec of a TFDS catalog set (e.g. tfds:mnist:train)
     first let TFDS fetch and prepare it; otherwise nothing touches the network.
@@ -87,15 +87,15 @@ def resized(dataset: data.Dataset, size: int) -> data.Dataset:
                         dataset.names, get, files=getattr(dataset, "files", ()))
 
 
-def seed001_spec(split: str, sidd: str | None, renoir: str | None, nind: str | None) -> str:
-    """`seed001:SPLIT@sidd=DIR,renoir=DIR,nind=DIR` (sources without a folder left out)."""
+def realnoise_spec(split: str, sidd: str | None, renoir: str | None, nind: str | None) -> str:
+    """`realnoise:SPLIT@sidd=DIR,renoir=DIR,nind=DIR` (sources without a folder left out)."""
     dirs = {"sidd": sidd, "renoir": renoir, "nind": nind}
     given = ",".join(f"{k}={os.path.abspath(os.path.expanduser(v))}"
                      for k, v in dirs.items() if v)
     if not given:
-        raise UserError("data.name=seed001 needs the manual folders: set --config.data.sidd_dir, "
+        raise UserError("data.name=realnoise needs the manual folders: set --config.data.sidd_dir, "
                         "--config.data.renoir_dir and/or --config.data.nind_dir")
-    return f"{SEED001_PREFIX}{split}@{given}"
+    return f"{REALNOISE_PREFIX}{split}@{given}"
 
 
 def resolve(config: ConfigDict) -> ConfigDict:
@@ -103,7 +103,7 @@ def resolve(config: ConfigDict) -> ConfigDict:
 
     data.name = a built tfds set (sidd, renoir, nind, paired_folder, or any set built
     under data.data_dir): data.train = tfds:NAME:train@DATA_DIR and eval.data = its test
-    split (else validation; no split: evaluation off). data.name = seed001: the seed's
+    split (else validation; no split: evaluation off). data.name = realnoise: the comparison's
     241/61 split of data.sidd_dir / renoir_dir / nind_dir. data.data_dir defaults to
     $TFDS_DATA_DIR, else ~/tensorflow_datasets. Then, whatever named them: training on
     real pairs sets `noise` to "real" and evaluating on real pairs sets `eval.noise` to
@@ -111,10 +111,10 @@ def resolve(config: ConfigDict) -> ConfigDict:
     """
     config = copy.deepcopy(config)
     name = (config.data.get("name") or "").strip().lower()
-    if name == "seed001":
-        dirs = [config.data.get(f"{k}_dir") for k in SEED001_SOURCES]
-        config.data.train = seed001_spec("train", *dirs)
-        config.eval.data = seed001_spec("test", *dirs)
+    if name == "realnoise":
+        dirs = [config.data.get(f"{k}_dir") for k in REALNOISE_SOURCES]
+        config.data.train = realnoise_spec("train", *dirs)
+        config.eval.data = realnoise_spec("test", *dirs)
     elif name:
         from denoise_jax.data import tfds_builders, tfds_load
 

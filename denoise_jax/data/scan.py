@@ -3,7 +3,7 @@
     plan = scan_sidd("~/SIDD_Small_sRGB_Only")   # {"train": [Pair, ...], "validation": [...]}
 
 Each `scan_*` returns a `Plan` (split -> pairs, in the order they are stored), which
-`tfds_builders` writes as a tensorflow-datasets build and `seed001` reads directly. Besides
+`tfds_builders` writes as a tensorflow-datasets build and `realnoise` reads directly. Besides
 its noisy and clean sources (a file path, or a `MatBlock` of a SIDD .mat file) a pair holds
   name          unique, stable (the scene folder or noisy file's stem).
   camera        SIDD phone code (GP, IP, S6, N6, G4), RENOIR camera (Mi3, S90, T3i),

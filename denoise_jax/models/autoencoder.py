@@ -1,11 +1,11 @@
-"""Seed-000 denoising autoencoders: the dense 784-32-784 network and its Keras-blog conv variant.
+"""The Keras MNIST autoencoder's networks: the dense 784-32-784 one and its Keras-blog conv variant.
 
-Both end in a sigmoid, as in the seed, so their output is a probability-like image in [0, 1].
-The seed trains them with binary cross-entropy; for a numerically stable BCE build them with
+Both end in a sigmoid, as in the tutorial, so their output is a probability-like image in [0, 1].
+The tutorial trains them with binary cross-entropy; for a numerically stable BCE build them with
 `return_logits=True` and use `optax.sigmoid_binary_cross_entropy(logits, clean)`; the
 denoised image is then `jax.nn.sigmoid(logits)`.
 
-Weights start from Keras' defaults (Glorot-uniform kernels, zero biases) so the seed's
+Weights start from Keras' defaults (Glorot-uniform kernels, zero biases) so the tutorial's
 training behaviour (Adadelta, 100 epochs) carries over.
 """
 
@@ -23,10 +23,10 @@ _KERAS_INIT = nn.initializers.glorot_uniform()
 
 @register("dae_dense", tiny=dict(hidden=16))
 class DenseDAE(nn.Module):
-    """Dense autoencoder (Keras MNIST tutorial, seed 000): Dense(32, relu), Dense(784, sigmoid).
+    """Dense DAE (Keras MNIST autoencoder): Dense(32, relu), Dense(784, sigmoid).
 
-    `hidden` is the code size: 32 in the seed's code (`encoding_dim = 32`) although its text
-    says 64. The output layer has H*W*C units, so a 28×28×1 input gives the seed's 784 and
+    `hidden` is the code size: 32 in the tutorial's code (`encoding_dim = 32`) although its text
+    says 64. The output layer has H*W*C units, so a 28×28×1 input gives the tutorial's 784 and
     other sizes work too (Flax infers the input size at `init`; the variables then fit only
     that size).
 
@@ -37,7 +37,7 @@ class DenseDAE(nn.Module):
     hidden: int = 32
     return_logits: bool = False
     dtype: Any = jnp.float32
-    # The input size the seed built it for; `summary.table` measures it there.
+    # The input size the tutorial built it for; `summary.table` measures it there.
     summary_shape: ClassVar[tuple[int, ...]] = (1, 28, 28, 1)
 
     @nn.compact

@@ -19,12 +19,12 @@ official MWCNN code uses [LL, HL, LH, HH], which only permutes what a learned co
 Scalings:
 - "orthonormal" (MWCNN paper): every sub-band times 1/2 (LL = (x1+x2+x3+x4)/2), IWT also
   times 1/2. The transform is orthonormal, so it preserves energy (Parseval).
-- "seed" (the real-noise comparison): DWT unscaled (LL = x1+x2+x3+x4), IWT divides by 4.
+- "unscaled" (the real-noise comparison): DWT unscaled (LL = x1+x2+x3+x4), IWT divides by 4.
 
 Relation to PyWavelets `cA, (cH, cV, cD) = pywt.dwt2(x, "haar")` on one channel (PyWavelets'
 detail filter is "even minus odd", the opposite sign of ours for single differences):
     cA = LL, cH = -LH, cV = -HL, cD = HH       (orthonormal scaling)
-and the "seed" sub-bands are twice the orthonormal ones.
+and the "unscaled" sub-bands are twice the orthonormal ones.
 """
 
 from typing import Literal
@@ -33,10 +33,10 @@ import jax.numpy as jnp
 
 from denoise_jax.errors import UserError
 
-Scale = Literal["orthonormal", "seed"]
+Scale = Literal["orthonormal", "unscaled"]
 
 # (DWT gain, IWT gain) per scaling; their product times 4 is 1, so IWT ∘ DWT = identity.
-_GAINS = {"orthonormal": (0.5, 0.5), "seed": (1.0, 0.25)}
+_GAINS = {"orthonormal": (0.5, 0.5), "unscaled": (1.0, 0.25)}
 
 
 def _gains(scale: str) -> tuple[float, float]:

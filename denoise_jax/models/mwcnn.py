@@ -19,7 +19,7 @@ the official code. Haar with 1/2 scaling (orthonormal). Any number of levels wor
 PyTorch's defaults (momentum 0.1 there = 0.9 here, epsilon 1e-5); convs before BN have no
 bias. Parameters at the defaults: 16,152,260 (grey) / 16,175,308 (colour).
 
-`mwcnn_seed` — the real-noise comparison's 4-level Keras variant
+`mwcnn_realnoise` — the real-noise comparison's 4-level Keras variant
 (docs/reference.md#architectures), with f = `features` = 64:
     Conv_block(w) = 3 × (3×3 conv w + ReLU);  DWT unscaled, IWT divides by 4
     enc:  CB(f) -> DWT -> CB(2f) -> DWT -> CB(4f) -> DWT -> CB(8f) -> DWT
@@ -29,7 +29,7 @@ bias. Parameters at the defaults: 16,152,260 (grey) / 16,175,308 (colour).
           -> + CB(f) output -> CB(f) -> conv(2f) -> 1×1 conv to C
 i.e. blocks of 64/128/256/512/512/512 channels on the way down and conv 2048 -> IWT on the
 way up. The plain convs (2048, 1024, 512, 256, 128 and the 1×1) have no activation; there is
-no global residual (the network outputs the image). The seed's Conv_block also defines a
+no global residual (the network outputs the image). The comparison's Conv_block also defines a
 fourth conv and four BN layers that its `call` never uses: they hold no parameters and are
 left out. BN as Keras (momentum 0.99, epsilon 1e-3). Input padded to a multiple of 16.
 Parameters at the defaults: 58,814,019 (colour) / 58,812,609 (grey).
@@ -115,7 +115,7 @@ class MWCNN(nn.Module):
         return x + residual.astype(x.dtype)
 
 
-class SeedConvBlock(nn.Module):
+class RealNoiseConvBlock(nn.Module):
     """The real-noise comparison's Conv_block: `convs` × (3×3 conv + ReLU).
 
     x: [B, H, W, Cin] -> [..., features]."""
@@ -132,32 +132,32 @@ class SeedConvBlock(nn.Module):
         return x
 
 
-@register("mwcnn_seed", tiny=dict(features=4))
-class MWCNNSeed(nn.Module):
+@register("mwcnn_realnoise", tiny=dict(features=4))
+class MWCNNRealNoise(nn.Module):
     """Real-noise comparison's MWCNN: 4 unscaled-Haar levels, blocks f/2f/4f/8f/8f/8f, no residual.
 
-    `features` is the first block's width (seed: 64), doubling per level up to 8×;
-    `convs_per_block`: convs per Conv_block (seed: 3). Tiny: `features=4, convs_per_block=1`.
+    `features` is the first block's width (comparison: 64), doubling per level up to 8×;
+    `convs_per_block`: convs per Conv_block (comparison: 3). Tiny: `features=4, convs_per_block=1`.
     """
 
     features: int = 64
     convs_per_block: int = 3
     dtype: Any = jnp.float32
 
-    dwt_levels = 4  # fixed by the seed (a class constant, not a field)
+    dwt_levels = 4  # fixed by the comparison (a class constant, not a field)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         if self.features < 1 or self.convs_per_block < 1:
             raise UserError(
-                "mwcnn_seed: features and convs_per_block must be >= 1, got "
+                "mwcnn_realnoise: features and convs_per_block must be >= 1, got "
                 f"{self.features}, {self.convs_per_block}"
             )
         f, channels = self.features, x.shape[-1]
         widths = (f, 2 * f, 4 * f, 8 * f)
         conv = lambda w, k, name: Conv(w, (k, k), padding="SAME", dtype=self.dtype,
                                        param_dtype=jnp.float32, name=name)
-        block = lambda w, name: SeedConvBlock(w, self.convs_per_block, self.dtype, name=name)
+        block = lambda w, name: RealNoiseConvBlock(w, self.convs_per_block, self.dtype, name=name)
 
         padded, hw = pad_to_multiple(x, 2**self.dwt_levels)
         h = padded.astype(self.dtype)
@@ -165,7 +165,7 @@ class MWCNNSeed(nn.Module):
         for i, w in enumerate(widths):
             h = block(w, f"enc{i}")(h)
             skips.append(h)
-            h = dwt(h, "seed")
+            h = dwt(h, "unscaled")
         h = block(8 * f, "bottom0")(h)
         # Keras BatchNormalization defaults.
         h = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
@@ -173,7 +173,7 @@ class MWCNNSeed(nn.Module):
         h = block(8 * f, "bottom1")(h)
         for i in reversed(range(self.dwt_levels)):
             h = conv(4 * widths[i], 3, f"widen{i}")(h)
-            h = iwt(h, "seed") + skips[i]
+            h = iwt(h, "unscaled") + skips[i]
             h = block(widths[i], f"dec{i}")(h)
         h = conv(2 * f, 3, "last")(h)
         out = conv(channels, 1, "out")(h)

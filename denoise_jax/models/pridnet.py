@@ -20,7 +20,7 @@ with f = `features` = 32 and C the image channels (the paper: raw, C = 1; here 1
   Parameters at the defaults: 74,185,129 (grey) / 74,226,403 (colour), almost all in
   the five U-Nets (14.8M each).
 
-`pridnet_seed` — the real-noise comparison's Keras variant (docs/reference.md#architectures),
+`pridnet_realnoise` — the real-noise comparison's Keras variant (docs/reference.md#architectures),
 f = `features` = 64:
     4 × conv(f) + ReLU -> channel attention (GAP -> Dense(2) ReLU -> Dense(f) sigmoid)
     -> conv 3×3 to C (linear) -> concat [input, that] (2C = 6 for colour)
@@ -30,9 +30,9 @@ f = `features` = 64:
        softmax -> conv 3×3 to C (linear).
   Its U-Net: 4 × (conv + ReLU) per level down (max-pool 2 between), 3 × per level up; the
   up-sampling is a 3×3 stride-2 transposed conv (with bias) to HALF the skip's width
-  (the seed's 256/128/64/32 for skips of 512/256/128/64), then concat the skip.
-  Parameters at the defaults: 290,622,993 (colour; 290,575,279 grey), the seed's "~291M",
-  58,094,179 of them in each U-Net. The seed also puts an L2 weight decay of 1e-3 on the
+  (the comparison's 256/128/64/32 for skips of 512/256/128/64), then concat the skip.
+  Parameters at the defaults: 290,622,993 (colour; 290,575,279 grey), the comparison's "~291M",
+  58,094,179 of them in each U-Net. The comparison also puts an L2 weight decay of 1e-3 on the
   U-Net and kernel-selection conv kernels: a training-loss term, not part of this module.
 
 Sizes. Average pooling by 16 followed by a U-Net with 4 max-pools needs multiples of
@@ -211,15 +211,15 @@ class PRIDNet(nn.Module):
         return crop_to(out, hw).astype(x.dtype)
 
 
-# Tiny: two levels cover the seed's 3×3 stride-2 up-sampling (the odd-size risk).
-@register("pridnet_seed", tiny=dict(features=4, unet_levels=2))
-class PRIDNetSeed(nn.Module):
+# Tiny: two levels cover the comparison's 3×3 stride-2 up-sampling (the odd-size risk).
+@register("pridnet_realnoise", tiny=dict(features=4, unet_levels=2))
+class PRIDNetRealNoise(nn.Module):
     """The real-noise comparison's PRIDNet (~291M parameters at the defaults); ReLU.
 
     Tiny: `features=4, unet_levels=2`.
 
-    `features`: base width f (seed 64): feature extraction f, U-Net f..16f.
-    `attention_hidden`: the channel attention's bottleneck (seed 2).
+    `features`: base width f (comparison: 64): feature extraction f, U-Net f..16f.
+    `attention_hidden`: the channel attention's bottleneck (comparison: 2).
     """
 
     features: int = 64
@@ -230,7 +230,7 @@ class PRIDNetSeed(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         del train  # no batch norm, no dropout
-        _check("pridnet_seed", self.features, self.unet_levels)
+        _check("pridnet_realnoise", self.features, self.unet_levels)
         f, c = self.features, x.shape[-1]
         padded, hw = pad_to_multiple(x, max(POOLS))
         inp = padded.astype(self.dtype)
@@ -243,14 +243,14 @@ class PRIDNetSeed(nn.Module):
         feats = jnp.concatenate([inp, h], axis=-1)  # 2C
 
         widths = tuple(f * 2**i for i in range(self.unet_levels))
-        # The seed's transposed convs have half the skip's width (its 256/128/64/32).
+        # The comparison's transposed convs have half the skip's width (its 256/128/64/32).
         up_widths = tuple(max(1, w // 2) for w in widths[:-1])
         branches = [
             _pool_and_upsample(
                 UNet(widths, up_widths, c, up_kernel=3, up_bias=True, activation="relu",
                      dtype=self.dtype, name=f"branch_pool{p}"),
                 feats, p)
-            for p in sorted(POOLS, reverse=True)  # the seed concatenates 16, 8, 4, 2, 1
+            for p in sorted(POOLS, reverse=True)  # the comparison concatenates 16, 8, 4, 2, 1
         ]
         fused = jnp.concatenate([feats, *branches], axis=-1)  # 7C: 21 for colour
         h = KernelSelect(7 * c, 2, "linear", self.dtype, name="kernel_select")(fused)

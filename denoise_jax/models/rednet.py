@@ -30,7 +30,7 @@ _HE_INIT = nn.initializers.kaiming_normal()
 class REDNet(nn.Module):
     """RED-Net: `depth` 3×3 convs then `depth` 3×3 deconvs, symmetric skips, global residual.
 
-    `depth` is the number of conv layers in the encoder: 5 gives RED10 (the seed's 5 conv +
+    `depth` is the number of conv layers in the encoder: 5 gives RED10 (the comparison's 5 conv +
     5 deconv, the default), 10 gives RED20, 15 gives RED30 (paper). 64 features in the paper.
 
     Call: `apply(variables, x, train=False)` with x: [B, H, W, C] in [0, 1]; returns the

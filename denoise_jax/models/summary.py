@@ -1,7 +1,7 @@
 """Model size and cost without allocating weights: parameter counts and multiply-accumulates.
 
-Everything is traced abstractly (`jax.eval_shape`), so even the 291M-parameter PRIDNet seed
-variant is summarised in seconds with no memory for its weights.
+Everything is traced abstractly (`jax.eval_shape`), so even the real-noise comparison's
+291M-parameter PRIDNet is summarised in seconds with no memory for its weights.
 
 `gmacs` counts the multiply-accumulates of every convolution, transposed convolution and
 dense layer (the convention of the papers' "GMACs"/"FLOPs" columns), read from the kernel

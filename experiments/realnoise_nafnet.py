@@ -1,5 +1,9 @@
 """A modern real-noise recipe: NAFNet, Charbonnier loss, AdamW + cosine, EMA.
 
+It is the NAFNet row of notebooks/realnoise_table.ipynb, beside the real-noise comparison's
+REDNet/MWCNN/PRIDNet (experiments/realnoise_rednet.py etc.), but not part of that comparison:
+its own recipe, not the comparison's protocol.
+
 Random 128×128 patches with flips/rotations, batch 8, Charbonnier loss (ε 1e-3), AdamW
 (lr 1e-3, β 0.9/0.9 as NAFNet's training code, weight decay 1e-4), 1,000 warm-up steps then
 cosine decay to 1e-6, EMA 0.999 of the weights for evaluation, 20,000 steps. The default
@@ -12,8 +16,8 @@ Data. By default realistic synthetic camera noise (`noise = "camera"`, Brooks et
 pairs: build them once, then name them:
 
     denoise-jax data build paired_folder --manual-dir ~/my_pairs
-    denoise-jax train --config experiments/real_nafnet.py --workdir runs/nafnet_pairs \\
-        --config.data.name=paired_folder      # or sidd, renoir, nind; seed001 (see base.py)
+    denoise-jax train --config experiments/realnoise_nafnet.py --workdir runs/nafnet_pairs \\
+        --config.data.name=paired_folder      # or sidd, renoir, nind; realnoise (see base.py)
 
 which trains on the build's train split (noise "real": the pairs' own noisy images) and
 validates on its test split ($TFDS_DATA_DIR / ~/tensorflow_datasets, or
@@ -51,7 +55,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.eval.data = "skimage:test:rgb"
     config.eval.noise = "camera"
     config.eval.crop = 256
-    tokens = parse_arg(arg, "real_nafnet", flags=("full", "cpu")).flags
+    tokens = parse_arg(arg, "realnoise_nafnet", flags=("full", "cpu")).flags
     if "full" in tokens:
         config.model = ConfigDict({"name": "nafnet", "width": 32})
         config.data.patch = 256

@@ -56,8 +56,8 @@ def predict_noise(h: jnp.ndarray, channels: int, *, depth: int, features: int, u
     (conv [+ BN] + ReLU), conv. Called inside a module's compact method, so its layers
     (conv0 … conv{depth-1}, bn1 …) belong to that module (DnCNN, and FFDNet at quarter
     resolution)."""
-    # He initialisation keeps the ReLU stack's activations at unit scale without BN;
-    # with LeCun's a 12-layer FFDNet shrinks its features ~45× and sits at the identity.
+    # He initialisation, as in the DnCNN paper: without BN it keeps the ReLU stack's
+    # activations at unit scale (LeCun's shrinks them by √2 a layer, ~45× over 12).
     layer = dict(padding="SAME", dtype=dtype, param_dtype=jnp.float32)
     he = dict(kernel_init=nn.initializers.he_normal(), **layer)
     h = nn.relu(Conv(features, (3, 3), name="conv0", **he)(h))

@@ -143,7 +143,7 @@ def rescore(name: str, root: str = pretrained.ROOT, seed: int = 0,
     end = text.find(SKIMAGE_HEADING)
     if start < 0:  # a card from before the corpus: its held-out section becomes the second
         start = end = text.find(OLD_HEADING)
-        text = text.replace(OLD_HEADING, SKIMAGE_HEADING, 1)
+        text = text.replace(OLD_HEADING, SKIMAGE_HEADING + "\n", 1)
     text = text[:start] + section + "\n" + text[end:]
     write_text(os.path.join(folder, pretrained.CARD), text)
     return text

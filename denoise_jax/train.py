@@ -254,32 +254,37 @@ def _last_good(mngr, workdir: str) -> str:
             if good is not None else "no checkpoint was saved before it")
 
 
-def check_finite(pending: list[tuple[int, dict]], mngr, workdir: str) -> dict[str, float]:
-    """Fetches the step metrics since the last check; stops the run at a non-finite loss.
+RETRY = ("lower the learning rate (--config.optimizer.lr) or set "
+         "--config.optimizer.clip_norm=1.0, then re-run to resume from it")
 
-    Returns the window's mean metrics. Raises `NonFiniteLoss` naming the first bad step
-    and the last good checkpoint (saves are only made after this check passes).
+
+def check_finite(pending: list[tuple[int, dict]], mngr, workdir: str,
+                 lowest: float = np.inf) -> tuple[dict[str, float], float]:
+    """Fetches the step metrics since the last check; stops the run at a non-finite loss,
+    or at a window mean loss `DIVERGENCE_FACTOR`× above the run's `lowest` (a blown-up run
+    stays finite for a while, and a save then would keep only ruined weights).
+
+    Returns the window's mean metrics and the new lowest mean loss. Raises `NonFiniteLoss`
+    naming the first bad step and the last good checkpoint (saves are only made after this
+    check passes).
     """
     fetched = jax.device_get([m for _, m in pending])
     for (step, _), m in zip(pending, fetched, strict=True):
         if not np.isfinite(m["loss"]):
-            raise NonFiniteLoss(
-                f"loss became {float(m['loss'])} at step {step}; {_last_good(mngr, workdir)}; "
-                "lower the learning rate (--config.optimizer.lr) or set "
-                "--config.optimizer.clip_norm=1.0, then re-run to resume from it")
-    return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+            raise NonFiniteLoss(f"loss became {float(m['loss'])} at step {step}; "
+                                f"{_last_good(mngr, workdir)}; {RETRY}")
+    means = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+    return means, check_divergence(pending[-1][0], means["loss"], lowest, mngr, workdir)
 
 
 def check_divergence(step: int, loss: float, lowest: float, mngr, workdir: str) -> float:
-    """Stops a run whose logged mean loss rose `DIVERGENCE_FACTOR`× above its lowest (a
-    blown-up run stays finite for a while, and a save then would keep only ruined weights);
-    returns the new lowest."""
+    """Raises `NonFiniteLoss` when `loss` is `DIVERGENCE_FACTOR`× above `lowest`; returns
+    the new lowest."""
     if 0 < lowest < np.inf and loss > DIVERGENCE_FACTOR * lowest:
         raise NonFiniteLoss(
             f"training diverged: the mean loss rose to {loss:.3g} by step {step}, "
             f"{loss / lowest:,.0f}× its lowest ({lowest:.3g}); {_last_good(mngr, workdir)}; "
-            "lower the learning rate (--config.optimizer.lr) or set "
-            "--config.optimizer.clip_norm=1.0, then re-run to resume from it")
+            f"{RETRY}")
     return min(lowest, loss)
 
 
@@ -615,8 +620,7 @@ def _train(config: ConfigDict, workdir: str) -> TrainState:
                                            sync_every=config.log_every or 100)
             save = _due(config.checkpoint_every, step, total_steps) or overdue or bool(signum)
             if _due(config.log_every, step, total_steps) or save:
-                means = check_finite(pending, mngr, workdir)
-                lowest_loss = check_divergence(step, means["loss"], lowest_loss, mngr, workdir)
+                means, lowest_loss = check_finite(pending, mngr, workdir, lowest_loss)
                 seconds = time.perf_counter() - tick
                 means.update(steps_per_sec=len(pending) / seconds,
                              images_per_sec=len(pending) * config.data.batch / seconds)
@@ -636,9 +640,7 @@ def _train(config: ConfigDict, workdir: str) -> TrainState:
                 stop = bool(patience) and stale >= patience and step < total_steps
             if save or stop:
                 if pending:  # a stop between log steps: check and log the steps since
-                    means = check_finite(pending, mngr, workdir)
-                    lowest_loss = check_divergence(step, means["loss"], lowest_loss, mngr,
-                                                   workdir)
+                    means, lowest_loss = check_finite(pending, mngr, workdir, lowest_loss)
                     writer.write_scalars(step, "train", means)
                     pending = []
                 if not tree_is_finite(state.params):

@@ -186,36 +186,38 @@ SKIMAGE_HEADING = "## Held-out scores: scikit-image test photos"
 OLD_HEADING = "## Held-out scores\n"
 
 
-def training_time(workdir: str) -> tuple[float, int]:
-    """(seconds of training, last step) summed from the run's metrics.jsonl log intervals."""
-    seconds, last, step = 0.0, 0, 0
+def training_time(workdir: str, upto: int) -> tuple[float, float | None]:
+    """(seconds of training, CPU-hours) up to step `upto`, from the run's metrics.jsonl:
+    seconds summed from the logged step rates of every resumed chunk, CPU-hours as logged."""
+    seconds, last, cpu_hours = 0.0, 0, None
     with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
-            if row.get("split") == "train" and row.get("steps_per_sec"):
-                seconds += (row["step"] - last) / row["steps_per_sec"] if row["step"] > last else 0
+            if row.get("split") != "train" or row["step"] > upto:
+                continue
+            if row.get("steps_per_sec") and row["step"] > last:
+                seconds += (row["step"] - last) / row["steps_per_sec"]
                 last = row["step"]
-            step = max(step, row.get("step", 0))
-    return seconds, step
+            cpu_hours = row.get("cpu_hours", cpu_hours)
+    return seconds, cpu_hours
 
 
 def score_table(method: str, folder: str, name: str, data_spec: str, noise_spec: str,
                 seeds: list[int], crop: int | None = None) -> tuple[str, dict]:
-    """A markdown table (mean over seeds) of noisy, NLM, BM3D, the model (`method`, as
-    `denoise-jax eval` names it) and the model with the ×8 self-ensemble (`denoise
-    --ensemble`, loaded from `folder`); and the raw means {label: [PSNR, SSIM]}."""
+    """A markdown table (mean over seeds) of noisy, NLM, BM3D (from the scores cache), the
+    model (`method`, as `denoise-jax eval` names it) and the model with the ×8 self-ensemble
+    (`denoise --ensemble`, loaded from `folder`); and the raw means {label: [PSNR, SSIM]}."""
     dataset = data.load(data_spec)
-    methods = {"noisy": "noisy", "NLM": "nlm", "BM3D": "bm3d", name: method}
-    methods = {label: evaluate.resolve_method(m) for label, m in methods.items()}
-    methods[f"{name} ×8 ensemble"] = Denoiser.from_workdir(folder, ensemble=True).as_method()
-    sums: dict[str, np.ndarray] = {k: np.zeros(2) for k in methods}
+    models = {name: evaluate.resolve_method(method),
+              f"{name} ×8 ensemble": Denoiser.from_workdir(folder, ensemble=True).as_method()}
+    sums: dict[str, np.ndarray] = {}
     sigma: dict[str, str] = {}
     for seed in seeds:
-        report = evaluate.evaluate(methods, dataset, noise_spec, seed, crop=crop,
-                                   data_name=data_spec)
-        for label in methods:
-            r = report.methods[label]
-            sums[label] += (r.psnr, r.ssim)
+        found = classical_results(dataset, data_spec, noise_spec, seed, "float", crop)
+        found.update(evaluate.evaluate(models, dataset, noise_spec, seed, crop=crop,
+                                       data_name=data_spec).methods)
+        for label, r in found.items():
+            sums[label] = sums.get(label, np.zeros(2)) + (r.psnr, r.ssim)
             sigma[label] = r.sigma
     means = {k: v / len(seeds) for k, v in sums.items()}
     lines = ["| method | PSNR (dB) | SSIM | σ |", "|---|---:|---:|---|"]
@@ -232,7 +234,7 @@ def eval_command(name: str, data_spec: str, noise_spec: str, seed: int) -> str:
 def card(name: str, method: str, run_dir: str, step: int,
          tables: list[tuple[str, str, str]], seeds: list[int], config,
          crop: int | None = None) -> str:
-    seconds, _ = training_time(run_dir)
+    seconds, cpu_hours = training_time(run_dir, step)
     config_json = json.dumps(json.loads(config.to_json_best_effort()), indent=2, sort_keys=True)
     kind = "realistic synthetic camera noise" if config.noise == "camera" else (
         f"blind Gaussian noise ({config.noise})")
@@ -254,7 +256,8 @@ def card(name: str, method: str, run_dir: str, step: int,
         f"- **Steps**: {step} (EMA {config.ema} weights of the last step; no checkpoint "
         "was picked on test scores).",
         f"- **Hardware**: {hardware()}; training time {seconds / 60:.0f} min (summed from the "
-        "logged step rates of every resumed chunk).",
+        "logged step rates of every resumed chunk)"
+        + (f", {cpu_hours:.2f} CPU-hours" if cpu_hours else "") + ".",
         "",
         "![validation PSNR against CPU-hours, with NLM and BM3D on the same inputs]"
         f"({CURVE})",

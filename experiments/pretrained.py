@@ -5,23 +5,25 @@
     denoise-jax train --config experiments/pretrained.py:camera --workdir runs/camera
 
 Variants (the first argument):
-  gauss_rgb   blind colour Gaussian noise, σ ~ U(0, 55) per image, on the seven colour
-              training photos.
-  gauss_gray  blind grey Gaussian noise, σ ~ U(0, 55), on the grey training photos (the
-              grey photos plus luminance of the colour ones).
-  camera      realistic synthetic sRGB camera noise (Brooks et al. 2019, `noise.py`) on the
-              colour training photos.
+  gauss_rgb   blind colour Gaussian noise on the photo corpus: exactly
+              `photos_gauss.py:nafnet_small` (its docstring has the recipe: 232 training
+              photos, σ ~ U(0, 55) per crop, half the crops rounded to 8 bits, colour-channel
+              permutation, EMA 0.999), validated on centre crops of `photos:val`. It is
+              trained as a resumable campaign; the card says how far it got.
+  gauss_gray  blind grey Gaussian noise, σ ~ U(0, 55), on scikit-image's grey training
+              photos (the grey photos plus luminance of the colour ones).
+  camera      realistic synthetic sRGB camera noise (Brooks et al. 2019, `noise.py`) on
+              scikit-image's colour training photos.
 Add ",tiny" for a few steps of a width-4 net (tests).
 
-Steps: 30,000 for gauss_rgb, 4,000 for gauss_gray, 800 for camera (how each shipped run got
-there: the "Training history" of its model card, `denoise_jax/pretrained/NAME/MODEL_CARD.md`).
+gauss_gray (4,000 steps) and camera (800 steps): `nafnet_tiny` (width 16, 3 levels, 0.29M
+parameters), random 96×96 crops with flips and 90° rotations, batch 8, MSE, Adam 1e-3 with
+200 warm-up steps and a cosine decay to 5 % of it, EMA 0.999 of the weights (what is
+shipped); validation runs on centre crops of training photos, only to watch the run.
 
-All three: `nafnet_tiny` (width 16, 3 levels, 0.29M parameters), random 96×96 crops with
-flips and 90° rotations, batch 8, MSE, Adam 1e-3 with 200 warm-up steps and a cosine decay
-to 5 % of it, EMA 0.999 of the weights (what is shipped). The test photos (astronaut,
-chelsea, camera, coins) are never seen in training and never used to pick a checkpoint:
-validation runs on centre crops of training photos, only to watch the run, and the last
-checkpoint is shipped (`python -m denoise_jax.ship`).
+No test photo (scikit-image's astronaut, chelsea, camera, coins) is ever seen in training or
+used to pick a checkpoint: the last checkpoint is shipped (`python -m denoise_jax.ship`),
+and each card (`denoise_jax/pretrained/NAME/MODEL_CARD.md`) records its steps and hours.
 """
 
 from ml_collections import ConfigDict
@@ -34,6 +36,9 @@ VARIANTS = ("gauss_rgb", "gauss_gray", "camera")
 def get_config(arg: str | None = None) -> ConfigDict:
     args = parse_arg(arg, "pretrained", variants=VARIANTS)
     variant = args.variant
+    if variant == "gauss_rgb":
+        return sibling(__file__, "photos_gauss").get_config(
+            "nafnet_small,tiny" if args.tiny else "nafnet_small")
     base = sibling(__file__, "base")
     config = base.get_config()
     config.model = ConfigDict({"name": "nafnet_tiny", "width": 16})
@@ -56,9 +61,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.eval.noise = "gaussian:25"
     config.eval.crop = 256
     config.eval.max_images = 3
-    if variant == "gauss_rgb":
-        config.num_steps = 30000
-    elif variant == "gauss_gray":
+    if variant == "gauss_gray":
         config.data.train = "skimage:train:gray"
         config.eval.data = "skimage:train:gray"
     else:

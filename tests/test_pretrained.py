@@ -30,7 +30,7 @@ def _sizes(folder):
 def test_variants_are_checked():
     for variant in ship_variants():
         config = load_config_file(str(EXPERIMENTS / "pretrained.py"), variant)
-        assert config.ema and config.eval.data.startswith("skimage:train")  # never the test set
+        assert config.ema and "test" not in config.eval.data  # never pick on the test set
     with pytest.raises(ValueError, match="gauss_rgb"):
         load_config_file(str(EXPERIMENTS / "pretrained.py"), "gauss")
 
@@ -72,9 +72,9 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, p
     row = next(line for line in text.splitlines() if line.startswith("| gauss_gray |"))
     assert " / " in row.split("|")[2] and "dB (" in row.split("|")[5]  # float / 8-bit; worst
     assert (root / "gauss_gray" / ship.CURVE).stat().st_size > 1000
-    # 3 noise levels × 2 inputs of classical scores cached, and the validation references;
-    # a re-score reuses them exactly
-    assert len(os.listdir(tmp_path / "scores")) == 7
+    # classical scores cached: photos:val at 3 noise levels × 2 inputs, the test photos at
+    # 3 noise levels (seed 0), and the validation references; a re-score reuses them exactly
+    assert len(os.listdir(tmp_path / "scores")) == 10
     again = ship.rescore("gauss_gray", str(root), crop=24)
     assert again.count(ship.PHOTOS_HEADING) == 1
     assert next(line for line in again.splitlines() if line.startswith("| BM3D |")) == next(

@@ -294,7 +294,7 @@ def system_rows(quick: bool, patterns: str | None) -> list[Row]:
     try:
         from benchmarks import system
 
-        rows = list(system.run_all(quick))
+        rows = list(system.run_all(quick, patterns))
     except Exception as e:  # their failure must not lose ours
         print(f"  system benchmarks failed: {type(e).__name__}: {e}", flush=True)
         return []

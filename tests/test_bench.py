@@ -190,6 +190,18 @@ def test_case_selection_quick_glob_and_tiny():
     assert any(s["kind"] == "train_gpu" for s in cases.select(gpu=True))
 
 
+def test_system_cases_outside_the_globs_are_not_run(monkeypatch):
+    from benchmarks import system
+
+    ran = []
+    fake = {name: (lambda quick, name=name: ran.append(name) or [
+        {"name": name, "unit": "MB", "jax": 1.0, "peer": None, "peer_value": None,
+         "config": {}}]) for name in ("memory/a", "data/b")}
+    monkeypatch.setattr(system, "CASES", fake)
+    rows = run.system_rows(True, "memory/*")
+    assert ran == ["memory/a"] and [r["name"] for r in rows] == ["memory/a"]
+
+
 def test_pretrained_models_become_cases(tmp_path):
     model = tmp_path / "gauss_rgb"
     (model / "checkpoints").mkdir(parents=True)

@@ -1,9 +1,11 @@
 """Renders benchmark results (benchmarks/results/latest.json) as markdown.
 
-    python -m benchmarks.report [--results FILE] [--readme README.md]
+    python -m benchmarks.report [--results FILE] [--readme README.md] [--section NAME]
 
 prints the table with the machine it was measured on; with --readme, also replaces the text
-between `<!-- bench:start -->` and `<!-- bench:end -->` in that file (nothing else changes).
+between `<!-- bench:start -->` and `<!-- bench:end -->` in that file (nothing else changes);
+with --section NAME, between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->`
+(a second table from another run, e.g. a subset measured on another day or machine).
 """
 
 from __future__ import annotations
@@ -74,24 +76,32 @@ def render(doc: dict[str, Any]) -> str:
     ])
 
 
-def replace_section(text: str, body: str) -> str:
-    """`text` with the part between the bench markers replaced by `body`.
+def markers(section: str | None = None) -> tuple[str, str]:
+    """The (start, end) marker lines of the README's bench table `section` (None: the main one)."""
+    if not section:
+        return START, END
+    return f"<!-- bench:{section}:start -->", f"<!-- bench:{section}:end -->"
+
+
+def replace_section(text: str, body: str, section: str | None = None) -> str:
+    """`text` with the part between the bench markers of `section` replaced by `body`.
 
     Raises ValueError when the markers are missing or out of order.
     """
-    start, end = text.find(START), text.find(END)
+    first, last = markers(section)
+    start, end = text.find(first), text.find(last)
     if start < 0 or end < start:
-        raise ValueError(f"no {START} ... {END} section")
-    return text[: start + len(START)] + "\n" + body.strip() + "\n" + text[end:]
+        raise ValueError(f"no {first} ... {last} section")
+    return text[: start + len(first)] + "\n" + body.strip() + "\n" + text[end:]
 
 
-def update_readme(path: str, doc: dict[str, Any]) -> None:
-    """Rewrites the bench section of the file at `path` (atomically)."""
+def update_readme(path: str, doc: dict[str, Any], section: str | None = None) -> None:
+    """Rewrites the bench section `section` of the file at `path` (atomically)."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
     from denoise_jax.images import write_text
 
-    write_text(path, replace_section(text, render(doc)))
+    write_text(path, replace_section(text, render(doc), section))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=RESULTS, help="results JSON (default: latest)")
     parser.add_argument("--readme", help="rewrite this file's bench section")
+    parser.add_argument("--section", help="the named bench section instead of the main one")
     args = parser.parse_args(argv)
     try:
         with open(args.results, encoding="utf-8") as f:
@@ -110,9 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     print(render(doc))
     if args.readme:
         try:
-            update_readme(args.readme, doc)
+            update_readme(args.readme, doc, args.section)
         except (OSError, ValueError) as e:
-            print(f"error: {args.readme}: {e}; add the two marker lines {START} and {END}",
+            first, last = markers(args.section)
+            print(f"error: {args.readme}: {e}; add the two marker lines {first} and {last}",
                   file=sys.stderr)
             return 2
         print(f"\nupdated {args.readme}")

@@ -249,6 +249,13 @@ def test_report_rewrites_only_the_marked_section(tmp_path):
     (tmp_path / "bare.md").write_text("no markers\n")
     with pytest.raises(ValueError):
         report.update_readme(str(tmp_path / "bare.md"), doc)
+    # a named section is a second table; the main one is left as it was
+    first, last = report.markers("extra")
+    readme.write_text(text + f"{first}\nold\n{last}\n")
+    report.update_readme(str(readme), doc, "extra")
+    again = readme.read_text()
+    assert again.startswith(text) and again.count("| train/dncnn | s/step |") == 2
+    assert "old" not in again
 
 
 def test_runner_smoke_on_the_quickest_case(tmp_path):

@@ -253,6 +253,7 @@ def card(name: str, method: str, run_dir: str, step: int,
         + f"; noise `{config.noise}` drawn per crop"
         + (f", {config.noise_8bit_share:.0%} of the noisy crops rounded to 8 bits"
            if config.get("noise_8bit_share") else "") + ".",
+        *started_from(run_dir),
         f"- **Steps**: {step} (EMA {config.ema} weights of the last step; no checkpoint "
         "was picked on test scores).",
         f"- **Hardware**: {hardware()}; training time {seconds / 60:.0f} min (summed from the "
@@ -277,6 +278,15 @@ def card(name: str, method: str, run_dir: str, step: int,
                   + "`", ""]
     lines += ["## Config", "", "```json", config_json, "```", ""]
     return "\n".join(lines)
+
+
+def started_from(run_dir: str) -> list[str]:
+    """The card's line on a warm start (what `train` recorded when the run began), if any."""
+    path = os.path.join(run_dir, train.INIT_FROM)
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [f"- **Warm start**: {f.read().strip()}."]
 
 
 def config_arg(name: str) -> str:

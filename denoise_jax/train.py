@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from denoise_jax import checkpoints, evaluate, methods, noise, optim, writers
 from denoise_jax.data import pipeline
 from denoise_jax.errors import Interrupted, UserError
-from denoise_jax.images import place_error, write_error
+from denoise_jax.images import place_error, write_error, write_text
 from denoise_jax.methods import build_model, eval_variables  # noqa: F401  (re-exported)
 from denoise_jax.models import layers
 
@@ -459,6 +459,9 @@ def _lock_holder(fd: int) -> dict:
     return holder if isinstance(holder, dict) else {"pid": "?"}
 
 
+INIT_FROM = "init_from.txt"  # what a warm-started run started from, as it said at the start
+
+
 def init_from(spec: str, state: TrainState) -> tuple[TrainState, str]:
     """`state` with the parameters of the run or shipped model `spec` (and its EMA and batch
     statistics when both models keep them); step and optimizer state stay fresh.
@@ -580,6 +583,7 @@ def _train(config: ConfigDict, workdir: str) -> TrainState:
         state, line = init_from(config.init_from, state)
         if lead:
             print(line, flush=True)
+            write_text(os.path.join(workdir, INIT_FROM), line + "\n")  # for the model card
     mngr = checkpoints.manager(workdir, keep=config.get("keep", 3))
     stopped = _early_stop_record(workdir)
     if stopped and start >= stopped["step"]:

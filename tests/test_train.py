@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
-from denoise_jax import methods, optim, train, train_cmd, writers
+from denoise_jax import methods, optim, ship, train, train_cmd, writers
 from denoise_jax.data import pipeline
 from denoise_jax.errors import UserError
 
@@ -324,6 +324,9 @@ def test_init_from_warm_starts_a_new_run_and_resuming_wins(runs, tmp_path, capsy
     out = capsys.readouterr().out
     assert (f"starting from {source}@latest (its step 4): parameters copied; step 0, fresh "
             "optimizer") in out
+    recorded = (workdir / train.INIT_FROM).read_text()  # the model card's "Warm start" line
+    assert recorded.startswith(f"starting from {source}@latest (its step 4)")
+    assert ship.started_from(str(workdir)) == [f"- **Warm start**: {recorded.strip()}."]
     first_loss = lambda w: writers.read_metrics(str(w), "train")[0]["loss"]
     assert first_loss(workdir) < first_loss(source)  # same batches, trained weights
     assert _train_in_process(workdir, "--config.num_steps=2",

@@ -489,9 +489,34 @@ def init_from(spec: str, state: TrainState) -> tuple[TrainState, str]:
     if jax.tree.leaves(stats):
         stats = fit("batch_stats", stats, source.get("batch_stats") or {})
         copied.append("batch statistics")
+    shapes = lambda tree: {k: np.shape(v) for k, v in
+                           flax.traverse_util.flatten_dict(dict(tree), sep="/").items()}
+    if shapes(source["params"]) != shapes(state.params):
+        copied[0] = ("parameters (colour to grey: the first layer's inputs summed, the last's "
+                     "outputs averaged)")
     line = (f"starting from {spec} (its step {step}): {', '.join(copied)} copied; step 0, "
             "fresh optimizer")
     return state.replace(params=params, ema_params=ema, batch_stats=stats), line
+
+
+def colour_to_grey(value: Any, shape: tuple[int, ...]) -> Any:
+    """A colour model's image-facing leaf made to fit a grey model (`shape`), or `value`
+    unchanged: a conv kernel's 3 input channels are summed and its 3 outputs (or a bias's)
+    averaged, so the grey model starts as the colour one run on the grey image copied into
+    R, G and B with its three outputs averaged (exactly, for nets that are linear at the
+    ends, as every registered one is)."""
+    have = np.shape(value)
+    if len(have) != len(shape):
+        return value
+    pairs = list(zip(have, shape, strict=True))
+    if (3, 1) not in pairs or any(a != b and (a, b) != (3, 1) for a, b in pairs):
+        return value
+    value = np.asarray(value)
+    if len(have) == 4 and have[2] == 3 and shape[2] == 1:  # HWIO: the input channels
+        value = value.sum(axis=2, keepdims=True)
+    if have[-1] == 3 and shape[-1] == 1:  # the outputs (a kernel's O axis, or a bias)
+        value = value.mean(axis=-1, keepdims=True)
+    return value
 
 
 def _fit(spec: str, name: str, fresh: Any, loaded: Any) -> Any:
@@ -499,6 +524,8 @@ def _fit(spec: str, name: str, fresh: Any, loaded: Any) -> Any:
     path or shape differs."""
     flat_fresh = flax.traverse_util.flatten_dict(fresh, sep="/")
     flat_loaded = flax.traverse_util.flatten_dict(dict(loaded), sep="/")
+    for key in set(flat_fresh) & set(flat_loaded):
+        flat_loaded[key] = colour_to_grey(flat_loaded[key], np.shape(flat_fresh[key]))
     for key in sorted(set(flat_fresh) | set(flat_loaded)):
         want = np.shape(flat_fresh[key]) if key in flat_fresh else "absent"
         got = np.shape(flat_loaded[key]) if key in flat_loaded else "absent"

@@ -515,3 +515,24 @@ def test_a_loss_that_blows_up_stops_the_run_before_it_is_saved():
     assert str(e.value).startswith("training diverged: the mean loss rose to 3.79e+03 by "
                                    "step 883, 1,723,091× its lowest (0.0022)")
     assert "last good checkpoint is step 750 in /w/checkpoints" in str(e.value)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("nafnet_small", {"width": 4, "middle_blk_num": 1, "window": 8}),
+    ("drunet", {"features": (4, 8), "blocks": 1}),
+])
+def test_a_colour_model_warm_starts_a_grey_one_as_its_channel_mean(name, kwargs):
+    import flax
+
+    from denoise_jax.models import get_model
+
+    model = get_model(name, **kwargs)
+    colour = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))["params"]
+    grey = model.init(jax.random.PRNGKey(1), jnp.zeros((1, 16, 16, 1)))["params"]
+    flat = lambda tree: flax.traverse_util.flatten_dict(tree, sep="/")
+    fitted = {k: train.colour_to_grey(v, np.shape(flat(grey)[k])) for k, v in flat(colour).items()}
+    x = jnp.asarray(np.random.default_rng(0).random((1, 16, 16, 1)), jnp.float32)
+    out = model.apply({"params": flax.traverse_util.unflatten_dict(fitted, sep="/")}, x)
+    want = model.apply({"params": colour}, jnp.repeat(x, 3, -1)).mean(-1, keepdims=True)
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    assert train.colour_to_grey(np.ones((3, 3, 3, 8)), (3, 3, 2, 8)).shape == (3, 3, 3, 8)

@@ -12,11 +12,11 @@ Variants (the first argument):
               trained as a resumable campaign; the card says how far it got.
   gauss_gray  blind grey Gaussian noise, σ ~ U(0, 55), on scikit-image's grey training
               photos (the grey photos plus luminance of the colour ones).
-  camera      realistic synthetic sRGB camera noise (Brooks et al. 2019, `noise.py`) on
-              scikit-image's colour training photos.
+  camera      realistic synthetic sRGB camera noise (Brooks et al. 2019, `noise.py`) on the
+              photo corpus: exactly `photos_camera.py`, fine-tuned from gauss_rgb.
 Add ",tiny" for a few steps of a width-4 net (tests).
 
-gauss_gray (4,000 steps) and camera (800 steps): `nafnet_tiny` (width 16, 3 levels, 0.29M
+gauss_gray (4,000 steps): `nafnet_tiny` (width 16, 3 levels, 0.29M
 parameters), random 96×96 crops with flips and 90° rotations, batch 8, MSE, Adam 1e-3 with
 200 warm-up steps and a cosine decay to 5 % of it, EMA 0.999 of the weights (what is
 shipped); validation runs on centre crops of training photos, only to watch the run.
@@ -39,10 +39,12 @@ def get_config(arg: str | None = None) -> ConfigDict:
     if variant == "gauss_rgb":
         return sibling(__file__, "photos_gauss").get_config(
             "nafnet_small,tiny" if args.tiny else "nafnet_small")
+    if variant == "camera":
+        return sibling(__file__, "photos_camera").get_config("tiny" if args.tiny else None)
     base = sibling(__file__, "base")
     config = base.get_config()
     config.model = ConfigDict({"name": "nafnet_tiny", "width": 16})
-    config.data.train = "skimage:train:rgb"
+    config.data.train = "skimage:train:gray"
     config.data.patch = 96
     config.data.batch = 8
     config.noise = "gaussian:0-55"
@@ -57,16 +59,10 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.eval_every = config.checkpoint_every = config.sample_every = 500
     config.log_every = 50
     config.keep = 2
-    config.eval.data = "skimage:train:rgb"
+    config.eval.data = "skimage:train:gray"
     config.eval.noise = "gaussian:25"
     config.eval.crop = 256
     config.eval.max_images = 3
-    if variant == "gauss_gray":
-        config.data.train = "skimage:train:gray"
-        config.eval.data = "skimage:train:gray"
-    else:
-        config.noise = config.eval.noise = "camera"
-        config.num_steps = 800
     if args.tiny:
         base.shrink(config)
         config.model = ConfigDict({"name": "nafnet_tiny", "width": 4})

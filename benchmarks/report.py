@@ -61,8 +61,8 @@ def machine_line(doc: dict[str, Any]) -> str:
             f"torch {m.get('torch') or 'not installed'}{conv}.")
 
 
-def render(doc: dict[str, Any]) -> str:
-    """The machine line, the table and how to read it."""
+def render(doc: dict[str, Any], source: str = "benchmarks/results/latest.json") -> str:
+    """The machine line, the table and how to read it (`source`: where the JSON is)."""
     return "\n".join([
         machine_line(doc), "",
         table(doc.get("cases", [])), "",
@@ -71,8 +71,7 @@ def render(doc: dict[str, Any]) -> str:
         "float32; train steps: the faster of NCHW and channels_last, named when it is "
         "channels_last; inference: NCHW), or the peer named in brackets; for NLM and BM3D "
         "the jax column is the project's classical method (scikit-image / bm3d). Medians "
-        "after warm-up, compilation excluded; each case's config is in "
-        "`benchmarks/results/latest.json`.",
+        f"after warm-up, compilation excluded; each case's config is in `{source}`.",
     ])
 
 
@@ -95,13 +94,14 @@ def replace_section(text: str, body: str, section: str | None = None) -> str:
     return text[: start + len(first)] + "\n" + body.strip() + "\n" + text[end:]
 
 
-def update_readme(path: str, doc: dict[str, Any], section: str | None = None) -> None:
+def update_readme(path: str, doc: dict[str, Any], section: str | None = None,
+                  source: str = "benchmarks/results/latest.json") -> None:
     """Rewrites the bench section `section` of the file at `path` (atomically)."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
     from denoise_jax.images import write_text
 
-    write_text(path, replace_section(text, render(doc), section))
+    write_text(path, replace_section(text, render(doc, source), section))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,10 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read {args.results} ({e}); run python -m benchmarks.run first",
               file=sys.stderr)
         return 2
-    print(render(doc))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = os.path.relpath(os.path.abspath(args.results), repo)
+    print(render(doc, source))
     if args.readme:
         try:
-            update_readme(args.readme, doc, args.section)
+            update_readme(args.readme, doc, args.section, source)
         except (OSError, ValueError) as e:
             first, last = markers(args.section)
             print(f"error: {args.readme}: {e}; add the two marker lines {first} and {last}",

@@ -16,7 +16,8 @@ import os
 import sys
 from typing import Any
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO, "benchmarks", "results", "latest.json")
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -61,7 +62,12 @@ def machine_line(doc: dict[str, Any]) -> str:
             f"torch {m.get('torch') or 'not installed'}{conv}.")
 
 
-def render(doc: dict[str, Any], source: str = "benchmarks/results/latest.json") -> str:
+def shown(path: str) -> str:
+    """`path` as the README names it: relative to the repository."""
+    return os.path.relpath(os.path.abspath(path), REPO)
+
+
+def render(doc: dict[str, Any], source: str = shown(RESULTS)) -> str:
     """The machine line, the table and how to read it (`source`: where the JSON is)."""
     return "\n".join([
         machine_line(doc), "",
@@ -95,7 +101,7 @@ def replace_section(text: str, body: str, section: str | None = None) -> str:
 
 
 def update_readme(path: str, doc: dict[str, Any], section: str | None = None,
-                  source: str = "benchmarks/results/latest.json") -> None:
+                  source: str = shown(RESULTS)) -> None:
     """Rewrites the bench section `section` of the file at `path` (atomically)."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
@@ -118,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read {args.results} ({e}); run python -m benchmarks.run first",
               file=sys.stderr)
         return 2
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    source = os.path.relpath(os.path.abspath(args.results), repo)
+    source = shown(args.results)
     print(render(doc, source))
     if args.readme:
         try:

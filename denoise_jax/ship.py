@@ -63,9 +63,7 @@ def photos_table(method: str, name: str, data_spec: str, noise_spec: str, seed: 
     model = {name: evaluate.resolve_method(method)}
     results = {}
     for kind in evaluate.INPUTS:
-        found = classical_results(dataset, data_spec, noise_spec, seed, kind, crop)
-        found.update(evaluate.evaluate(model, dataset, noise_spec, seed, data_name=data_spec,
-                                       input=kind, crop=crop).methods)
+        found = with_classical(model, dataset, data_spec, noise_spec, seed, kind, crop)
         for label, r in found.items():
             if label != "BM3D":
                 r.worst = evaluate.worst_margin(r.per_image, found["BM3D"].per_image)
@@ -108,6 +106,16 @@ def classical_results(dataset, data_spec: str, noise_spec: str, seed: int, kind:
     os.makedirs(scores_cache(), exist_ok=True)
     write_text(path, json.dumps({k: dataclasses.asdict(v) for k, v in report.methods.items()}))
     return report.methods
+
+
+def with_classical(models: dict, dataset, data_spec: str, noise_spec: str, seed: int,
+                   kind: str, crop: int | None) -> dict[str, evaluate.MethodResult]:
+    """noisy, NLM and BM3D (cached) then `models` ({label: method}), scored on the same
+    noisy inputs."""
+    found = classical_results(dataset, data_spec, noise_spec, seed, kind, crop)
+    found.update(evaluate.evaluate(models, dataset, noise_spec, seed, data_name=data_spec,
+                                   input=kind, crop=crop).methods)
+    return found
 
 
 def photos_section(method: str, name: str, config, seed: int = 0,
@@ -213,9 +221,7 @@ def score_table(method: str, folder: str, name: str, data_spec: str, noise_spec:
     sums: dict[str, np.ndarray] = {}
     sigma: dict[str, str] = {}
     for seed in seeds:
-        found = classical_results(dataset, data_spec, noise_spec, seed, "float", crop)
-        found.update(evaluate.evaluate(models, dataset, noise_spec, seed, crop=crop,
-                                       data_name=data_spec).methods)
+        found = with_classical(models, dataset, data_spec, noise_spec, seed, "float", crop)
         for label, r in found.items():
             sums[label] = sums.get(label, np.zeros(2)) + (r.psnr, r.ssim)
             sigma[label] = r.sigma

@@ -26,9 +26,9 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config = sibling(__file__, "photos_gauss").get_config(
         "nafnet_small,tiny" if args.tiny else "nafnet_small")
     config.noise = config.eval.noise = "camera"
-    config.init_from = None if args.tiny else "pretrained:gauss_rgb"
     config.optimizer.lr = 3e-4
-    config.optimizer.warmup = 1 if args.tiny else 200
-    if not args.tiny:
+    if not args.tiny:  # tiny keeps photos_gauss's tiny steps and warm-up, from scratch
+        config.init_from = "pretrained:gauss_rgb"
+        config.optimizer.warmup = 200
         config.num_steps = 20_000
     return config

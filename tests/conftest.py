@@ -12,6 +12,13 @@ def crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
+@pytest.fixture(autouse=True)
+def _scores_cache(tmp_path_factory, monkeypatch):
+    """Classical scores computed by tests go to a temporary folder, never into the checkout's
+    committed cache (`ship.SCORES`)."""
+    monkeypatch.setenv("DENOISE_JAX_SCORES", str(tmp_path_factory.getbasetemp() / "scores"))
+
+
 @pytest.fixture
 def photo_dir(tmp_path):
     """A folder with three 64×64 real photo crops (two colour PNG, one grey JPEG-free PNG)."""

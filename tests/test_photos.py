@@ -184,3 +184,22 @@ def test_photos_gauss_trains_on_the_corpus(photo_corpus, tmp_path):
     train.train_and_evaluate(config, str(tmp_path / "run"))
     val = writers.read_metrics(str(tmp_path / "run"), "val")
     assert val and val[-1]["step"] == config.num_steps and val[-1]["cpu_hours"] > 0
+
+
+def test_a_campaign_cycle_starts_from_the_shipped_model_and_decays_within_the_cycle():
+    import json
+
+    from denoise_jax import configs, optim, pretrained
+
+    config = configs.load("photos_gauss:nafnet_small,charbonnier,cycle")
+    assert config.init_from == "pretrained:gauss_rgb"
+    with open(os.path.join(pretrained.ROOT, "gauss_rgb", "config.json"), encoding="utf-8") as f:
+        shipped = json.load(f)["model"]
+    # Same net as the shipped weights, or init_from could not copy them.
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in config.model.items()} == shipped
+    schedule = optim.learning_rate(config.optimizer, config.num_steps)
+    peak = config.optimizer.lr
+    assert float(schedule(config.optimizer.warmup)) == pytest.approx(peak, rel=1e-3)
+    assert float(schedule(config.num_steps)) == pytest.approx(
+        peak * config.optimizer.end_factor, rel=1e-3)
+    assert configs.load("photos_gauss:nafnet_small,cycle,tiny").init_from is None

@@ -263,7 +263,7 @@ def card(name: str, method: str, run_dir: str, step: int,
         + f"; noise `{config.noise}` drawn per crop"
         + (f", {config.noise_8bit_share:.0%} of the noisy crops rounded to 8 bits"
            if config.get("noise_8bit_share") else "") + ".",
-        *started_from(run_dir),
+        *started_from(run_dir, config.get("init_from")),
         f"- **Steps**: {step} (EMA {config.ema} weights of the last step; no checkpoint "
         "was picked on test scores).",
         f"- **Hardware**: {hardware()}; training time {seconds / 60:.0f} min (summed from the "
@@ -290,13 +290,31 @@ def card(name: str, method: str, run_dir: str, step: int,
     return "\n".join(lines)
 
 
-def started_from(run_dir: str) -> list[str]:
-    """The card's line on a warm start (what `train` recorded when the run began), if any."""
+EARLIER = "- **Earlier training**"
+
+
+def started_from(run_dir: str, spec: str | None = None) -> list[str]:
+    """The card's lines on a warm start (what `train` recorded when the run began), if any,
+    and, when it started from a model with a card (`spec`, the run's `init_from`), that
+    card's steps and hardware lines and its own earlier ones, so the hours add up."""
     path = os.path.join(run_dir, train.INIT_FROM)
     if not os.path.isfile(path):
         return []
     with open(path, encoding="utf-8") as f:
-        return [f"- **Warm start**: {f.read().strip()}."]
+        lines = [f"- **Warm start**: {f.read().strip()}."]
+    source = os.path.join(methods.parse_spec(spec)[0], pretrained.CARD) if spec else ""
+    if not os.path.isfile(source):
+        return lines
+    with open(source, encoding="utf-8") as f:
+        text = f.read().splitlines()
+    found = dict(line.split("**: ", 1) for line in text
+                 if line.startswith(("- **Steps**: ", "- **Hardware**: ")))
+    if len(found) == 2:
+        steps = found["- **Steps"].split()[0]
+        lines.append(f"{EARLIER}: {spec}, as it was then: {steps} steps on "
+                     f"{found['- **Hardware'].rstrip('.')}.")
+        lines += [line for line in text if line.startswith(EARLIER)]
+    return lines
 
 
 def config_arg(name: str) -> str:

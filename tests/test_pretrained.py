@@ -88,6 +88,22 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, p
         evaluate.resolve_method("pretrained:nope")
 
 
+def test_a_warm_started_card_carries_the_training_of_the_model_it_started_from(tmp_path):
+    run, source = tmp_path / "run", tmp_path / "source"
+    run.mkdir()
+    source.mkdir()
+    (run / train.INIT_FROM).write_text(f"starting from {source} (its step 7): parameters\n")
+    assert ship.started_from(str(run), str(source)) == [
+        f"- **Warm start**: starting from {source} (its step 7): parameters."]  # no card there
+    (source / pretrained.CARD).write_text(
+        "# m\n- **Steps**: 7 (EMA weights).\n- **Hardware**: CPU; 2.00 CPU-hours.\n"
+        "- **Earlier training**: pretrained:m, as it was then: 5 steps on GPU.\n")
+    lines = ship.started_from(str(run), str(source))
+    assert lines[1:] == [f"- **Earlier training**: {source}, as it was then: 7 steps on CPU; "
+                         "2.00 CPU-hours.",
+                         "- **Earlier training**: pretrained:m, as it was then: 5 steps on GPU."]
+
+
 def test_card_scores_match_a_direct_evaluation(tiny_run, tmp_path):
     dest = str(tmp_path / "m")
     methods.export(tiny_run, dest)

@@ -6,10 +6,12 @@
 
 Variants (the first argument):
   gauss_rgb   blind colour Gaussian noise on the photo corpus: exactly
-              `photos_gauss.py:nafnet_small` (its docstring has the recipe: 232 training
-              photos, σ ~ U(0, 55) per crop, half the crops rounded to 8 bits, colour-channel
-              permutation, EMA 0.999), validated on centre crops of `photos:val`. It is
-              trained as a resumable campaign; the card says how far it got.
+              `photos_gauss.py:nafnet_small,charbonnier,cycle`, one cycle of the campaign
+              (its docstring has the recipe: 232 training photos, σ ~ U(0, 55) per crop,
+              half the crops rounded to 8 bits, colour-channel permutation, EMA 0.999),
+              warm-started from the shipped gauss_rgb and validated on centre crops of
+              `photos:val`. The first one, from scratch, was `photos_gauss.py:nafnet_small`
+              (MSE, 3,801 steps); each card lists the training it inherits.
   gauss_gray  blind grey Gaussian noise, σ ~ U(0, 55), on scikit-image's grey training
               photos (the grey photos plus luminance of the colour ones).
   camera      realistic synthetic sRGB camera noise (Brooks et al. 2019, `noise.py`) on the
@@ -38,7 +40,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     variant = args.variant
     if variant == "gauss_rgb":
         return sibling(__file__, "photos_gauss").get_config(
-            "nafnet_small,tiny" if args.tiny else "nafnet_small")
+            "nafnet_small,charbonnier,cycle" + (",tiny" if args.tiny else ""))
     if variant == "camera":
         return sibling(__file__, "photos_camera").get_config("tiny" if args.tiny else None)
     base = sibling(__file__, "base")

@@ -264,9 +264,9 @@ def card(name: str, method: str, run_dir: str, step: int,
         + (f", {config.noise_8bit_share:.0%} of the noisy crops rounded to 8 bits"
            if config.get("noise_8bit_share") else "") + ".",
         *started_from(run_dir, config.get("init_from")),
-        f"- **Steps**: {step} (EMA {config.ema} weights of the last step; no checkpoint "
+        f"{STEPS}{step} (EMA {config.ema} weights of the last step; no checkpoint "
         "was picked on test scores).",
-        f"- **Hardware**: {hardware()}; training time {seconds / 60:.0f} min (summed from the "
+        f"{HARDWARE}{hardware()}; training time {seconds / 60:.0f} min (summed from the "
         "logged step rates of every resumed chunk)"
         + (f", {cpu_hours:.2f} CPU-hours" if cpu_hours else "") + ".",
         "",
@@ -290,7 +290,8 @@ def card(name: str, method: str, run_dir: str, step: int,
     return "\n".join(lines)
 
 
-EARLIER = "- **Earlier training**"
+# Card lines `started_from` reads back from the card of the model a run started from.
+STEPS, HARDWARE, EARLIER = "- **Steps**: ", "- **Hardware**: ", "- **Earlier training**: "
 
 
 def started_from(run_dir: str, spec: str | None = None) -> list[str]:
@@ -307,12 +308,11 @@ def started_from(run_dir: str, spec: str | None = None) -> list[str]:
         return lines
     with open(source, encoding="utf-8") as f:
         text = f.read().splitlines()
-    found = dict(line.split("**: ", 1) for line in text
-                 if line.startswith(("- **Steps**: ", "- **Hardware**: ")))
+    found = {label: line[len(label):] for line in text for label in (STEPS, HARDWARE)
+             if line.startswith(label)}
     if len(found) == 2:
-        steps = found["- **Steps"].split()[0]
-        lines.append(f"{EARLIER}: {spec}, as it was then: {steps} steps on "
-                     f"{found['- **Hardware'].rstrip('.')}.")
+        lines.append(f"{EARLIER}{spec}, as it was then: {found[STEPS].split()[0]} steps on "
+                     f"{found[HARDWARE].rstrip('.')}.")
         lines += [line for line in text if line.startswith(EARLIER)]
     return lines
 

@@ -115,6 +115,19 @@ def test_local_mean_averages_blocks_then_the_window_inside_the_image():
     np.testing.assert_allclose(out[0, 0, 5], grid[0, 0:2, 4:6].mean(axis=(0, 1)), rtol=1e-5)
 
 
+@pytest.mark.parametrize("cell,cells", [(2, 3), (1, 4), (4, 5)])
+def test_local_mean_is_the_same_by_matrices_and_by_one_window_per_axis(cell, cells, monkeypatch):
+    from denoise_jax.models import nafnet
+
+    y = jnp.asarray(np.random.default_rng(1).random((2, 16, 24, 3), dtype=np.float32))
+    loss = lambda y: jnp.sum(jnp.sin(nafnet.local_mean(y, cell, cells)))  # noqa: E731
+    by_matrices = nafnet.local_mean(y, cell, cells), jax.grad(loss)(y)
+    monkeypatch.setattr(nafnet, "MATRIX_CELLS", 0)  # as for a whole photo, untiled
+    by_windows = nafnet.local_mean(y, cell, cells), jax.grad(loss)(y)
+    for a, b in zip(by_matrices, by_windows, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
 def test_nafnet_options_keep_the_shipped_parameter_names():
     x = jax.ShapeDtypeStruct((1, 16, 16, 3), jnp.float32)
 

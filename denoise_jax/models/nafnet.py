@@ -63,10 +63,18 @@ def pixel_shuffle(x: jnp.ndarray, r: int) -> jnp.ndarray:
 ATTENTION = ("global", "local", "none")
 
 
-def _window_counts(n: int, k: int) -> np.ndarray:
-    """How many of positions [i - k//2, i + (k-1)//2] lie in [0, n), for each i < n."""
-    i = np.arange(n)
-    return np.minimum(i + (k - 1) // 2, n - 1) - np.maximum(i - k // 2, 0) + 1
+def window_means(n: int, k: int) -> np.ndarray:
+    """[n, n]: row i averages the positions [i - k//2, i + (k-1)//2] that lie in [0, n)."""
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    inside = (j >= i - k // 2) & (j <= i + (k - 1) // 2)
+    return (inside / inside.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+# Up to this many cells a side, the window mean is two small matrix products (a training
+# crop or an inference tile: 12 to 70 cells); XLA's reduce_window and its gradient cost 10×
+# more on CPU there. Beyond it (a whole photo untiled), the matrices grow as the square of
+# the side, so one reduce_window per axis keeps the cost linear.
+MATRIX_CELLS = 128
 
 
 def local_mean(y: jnp.ndarray, cell: int, cells: int) -> jnp.ndarray:
@@ -74,16 +82,25 @@ def local_mean(y: jnp.ndarray, cell: int, cells: int) -> jnp.ndarray:
     the `cells`×`cells` blocks around each block (those inside the image); [B, H/cell, W/cell, C].
 
     The window spans [i - cells//2, i + (cells-1)//2] blocks, as PyTorch's avg_pool2d with
-    padding cells//2 and count_include_pad=False (cropped to size), for the twin.
+    padding cells//2 and count_include_pad=False (cropped to size), for the twin. It is a
+    product of one window per axis, so each axis is averaged on its own.
     """
     b, h, w, c = y.shape
     grid = y.reshape(b, h // cell, cell, w // cell, cell, c).mean(axis=(2, 4))
-    pad = ((0, 0), (cells // 2, (cells - 1) // 2), (cells // 2, (cells - 1) // 2), (0, 0))
-    # A concrete zero (not a traced one) makes this the differentiable reduce_window_sum.
-    total = lax.reduce_window(grid, np.array(0, grid.dtype), lax.add, (1, cells, cells, 1),
-                              (1, 1, 1, 1), pad)
-    count = np.outer(_window_counts(h // cell, cells), _window_counts(w // cell, cells))
-    return total / jnp.asarray(count[None, :, :, None], grid.dtype)
+    if max(h, w) // cell <= MATRIX_CELLS:
+        rows, cols = (jnp.asarray(window_means(n // cell, cells)) for n in (h, w))
+        return jnp.einsum("ij,bjkc,lk->bilc", rows, grid.astype(jnp.float32),
+                          cols).astype(grid.dtype)
+    for axis in (1, 2):
+        n = grid.shape[axis]
+        window, pad = [1, 1, 1, 1], [(0, 0)] * 4
+        window[axis], pad[axis] = cells, (cells // 2, (cells - 1) // 2)
+        # A concrete zero (not a traced one) makes this the differentiable reduce_window_sum.
+        total = lax.reduce_window(grid, np.array(0, grid.dtype), lax.add, window, (1,) * 4, pad)
+        count = window_means(n, cells).astype(bool).sum(axis=1).reshape(
+            [n if a == axis else 1 for a in range(4)])
+        grid = total / jnp.asarray(count, grid.dtype)
+    return grid
 
 
 class NAFBlock(nn.Module):
@@ -116,9 +133,9 @@ class NAFBlock(nn.Module):
         elif self.attention == "local":
             # The 1×1 conv is linear: applied on the coarse grid, then repeated per pixel.
             a = Conv(dw // 2, (1, 1), name="sca", **layer)(local_mean(y, self.cell, self.cells))
-            b, h, w, k = a.shape
-            a = jnp.broadcast_to(a[:, :, None, :, None, :], (b, h, self.cell, w, self.cell, k))
-            y = y * a.reshape(y.shape)
+            b, h, w, k = a.shape  # repeated per pixel inside the product (never materialised)
+            y = (y.reshape(b, h, self.cell, w, self.cell, k)
+                 * a[:, :, None, :, None, :]).reshape(y.shape)
         y = Conv(c, (1, 1), name="conv3", **layer)(y)
         beta = self.param("beta", nn.initializers.zeros, (c,), jnp.float32)
         x = x + y * beta.astype(self.dtype)

@@ -29,8 +29,9 @@ resumed at any time.
 
 The campaign runs in cycles, one per working session (about 3 hours on 2 cores), because a
 machine and its workdir can be lost between sessions: `cycle` starts from the shipped
-`gauss_rgb` (adapted to one channel for `gray`), with Adam 5e-4, 200 warm-up steps and a
-cosine to 2 % of it within 3,000 steps (1.7 hours at the 2 s/step of the slowest
+`gauss_rgb` (`gauss_gray` for `gray`; the first grey cycle started from `gauss_rgb`, its
+first layer's inputs summed and its last layer's outputs averaged), with Adam 5e-4, 200
+warm-up steps and a cosine to 2 % of it within 3,000 steps (1.7 hours at the 2 s/step of the slowest
 machine seen here), so the weights at the end of a session are decayed
 ones worth shipping, and the next cycle restarts from them (warm restarts, as SGDR). The same
 command resumes a cycle whose workdir is still there:
@@ -108,7 +109,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
         config.optimizer.warmup = 200
         config.num_steps = CYCLE_STEPS
         if not args.tiny:
-            config.init_from = "pretrained:gauss_rgb"
+            config.init_from = "pretrained:gauss_gray" if channels else "pretrained:gauss_rgb"
     if args.tiny:
         base.shrink(config)
         config.model = ConfigDict(TINY[net])

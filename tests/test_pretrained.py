@@ -16,10 +16,12 @@ def load_config_file(path, arg):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, _built_photo_corpus):
     workdir = str(tmp_path_factory.mktemp("run"))
     config = load_config_file(str(EXPERIMENTS / "pretrained.py"), "gauss_gray,tiny")
-    train.train_and_evaluate(config, workdir)
+    with pytest.MonkeyPatch.context() as patch:  # gauss_gray trains on photos:train:gray
+        patch.setenv("DENOISE_JAX_PHOTOS", _built_photo_corpus)
+        train.train_and_evaluate(config, workdir)
     return workdir
 
 

@@ -6,6 +6,7 @@ JAX and a JAX worker never loads PyTorch.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -80,6 +81,11 @@ def train_batch(batch: int, patch: int, channels: int = 3,
     clean = np.stack([source[y : y + patch, x : x + patch] for y, x in zip(ys, xs, strict=True)])
     noisy = clean + SIGMA * rng.standard_normal(clean.shape, dtype=np.float32)
     return noisy.astype(np.float32), clean.astype(np.float32)
+
+
+def spec_key(spec: dict[str, Any]) -> str:
+    """A case spec as a stable string (its round number left out), for per-case caches."""
+    return json.dumps({k: v for k, v in spec.items() if k != "round"}, sort_keys=True)
 
 
 def budget(spec: dict[str, Any]) -> dict[str, Any]:

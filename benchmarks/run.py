@@ -14,7 +14,9 @@ Schema: {"machine": {"cpu", "cores", "threads", "device", "jax", "torch", ...}, 
 "quick", "cases": [{"name", "unit", "jax", "torch", "ratio", "config", ...}]}. `ratio` > 1
 means JAX is faster: torch/jax for times (s/step), jax/torch for throughputs (MP/s). A train
 case's "torch" is the faster of PyTorch's two layouts; "torch_layout" names it ("nchw" or
-"channels_last") and config.torch_layouts has both. Cases
+"channels_last") and config.torch_layouts has both; a train case runs in rounds that
+alternate JAX and its twin (--rounds, 3 by default), each side's value the median of its
+rounds and "ratio" the median of the rounds' paired ratios (config.round_ratios). Cases
 with another peer than PyTorch (OpenCV's NLM, scikit-image, one device) carry "peer" and
 "peer_value" and, for the classical methods, ratio null. When JAX sees a GPU, the JAX-vs-
 PyTorch cases still run on the CPU (JAX_PLATFORMS=cpu; the torch wheel is CPU-only) and
@@ -39,6 +41,7 @@ import platform
 import re
 import select
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +55,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results")
 CASE_TIMEOUT_S = 1800
 START_TIMEOUT_S = 300
+# A train case alternates JAX and its twin this many times: a shared VM's speed drifts by
+# tens of percent over minutes, and a ratio of back-to-back measurements drifts far less.
+TRAIN_ROUNDS = 3
 
 PEER_LABELS = {"nlm_cv": "OpenCV fastNlMeansDenoisingColored"}
 METHOD_IMPLS = {"nlm": "scikit-image denoise_nl_means (fast mode, 1 thread)",
@@ -209,7 +215,7 @@ def _num(value: float | None) -> float | None:
 def _measurement(result: dict[str, Any] | None) -> dict[str, Any] | None:
     if not result or "seconds" not in result:
         return None
-    keys = ("seconds", "repeats", "calls_per_repeat", "spread", "warmup", "device")
+    keys = ("seconds", "repeats", "calls_per_repeat", "spread", "warmup", "device", "rounds")
     return {k: _num(result[k]) if isinstance(result[k], float) else result[k]
             for k in keys if k in result}
 
@@ -246,6 +252,9 @@ def build_rows(spec: dict[str, Any], jax_result: dict[str, Any] | None,
     if kind == "train":
         # PyTorch's value is its faster layout (NCHW or channels_last; torch_bench.train).
         ratio = os_ / js if js and os_ else None
+        if jax_result and jax_result.get("round_ratios") and os_:
+            ratio = statistics.median(jax_result["round_ratios"])
+            config["round_ratios"] = [_num(r) for r in jax_result["round_ratios"]]
         row = {"name": name, "unit": "s/step", "jax": _num(js), "torch": _num(os_),
                "ratio": _num(ratio), "config": config}
         if other_result and other_result.get("layout"):
@@ -338,6 +347,47 @@ def progress_line(index: int, total: int, rows: list[Row], elapsed: float) -> st
 # ---------------------------------------------------------------------------------------
 
 
+def paired_rounds(workers: dict[str, Worker], spec: dict[str, Any], twin: dict[str, Any],
+                  jax_first: dict[str, Any], torch_first: dict[str, Any],
+                  timeout: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Runs rounds 2.. of a train case, JAX then its twin each time (both keep their compiled
+    step between rounds), and combines all rounds with `combine_rounds`."""
+    jax_rounds, torch_rounds = [jax_first], [torch_first]
+    for r in range(1, spec["rounds"]):
+        if any("error" in x for x in (jax_rounds[-1], torch_rounds[-1])):
+            break
+        jax_rounds.append(workers["jax"].run(dict(spec, round=r), timeout))
+        torch_rounds.append(workers["torch"].run(dict(twin, round=r), timeout))
+    return combine_rounds(jax_rounds, torch_rounds)
+
+
+def combine_rounds(jax_rounds: list[dict[str, Any]],
+                   torch_rounds: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(JAX result, twin result) of a train case measured in alternating rounds.
+
+    Each side's seconds are the median over its rounds (the twin's per layout, its faster
+    layout then chosen on those medians); "round_ratios" (on the JAX result) pairs each
+    round's twin, at that round's faster layout, with the JAX step measured just before it.
+    A round that failed on either side is left out; all failed: the first error is returned.
+    """
+    pairs = [(j, t) for j, t in zip(jax_rounds, torch_rounds, strict=True)
+             if "seconds" in j and "seconds" in t]
+    if not pairs:
+        return jax_rounds[0], torch_rounds[0]
+    jax = dict(pairs[0][0], seconds=statistics.median(j["seconds"] for j, _ in pairs),
+               rounds=[j["seconds"] for j, _ in pairs],
+               round_ratios=[t["seconds"] / j["seconds"] for j, t in pairs])
+    twin = dict(pairs[0][1], rounds=[t["seconds"] for _, t in pairs])
+    if "layouts" in twin:
+        layouts = {k: statistics.median(t["layouts"][k] for _, t in pairs)
+                   for k in twin["layouts"]}
+        best = min(layouts, key=layouts.get)
+        twin.update(layouts=layouts, layout=best, seconds=layouts[best])
+    else:
+        twin["seconds"] = statistics.median(t["seconds"] for _, t in pairs)
+    return jax, twin
+
+
 def run_cases(specs: list[dict[str, Any]], threads: int, gpu: bool, log_dir: str,
               torch_available: bool) -> tuple[list[Row], dict[str, Any]]:
     """Runs every spec on its workers; returns (rows, JAX CPU worker info)."""
@@ -370,6 +420,9 @@ def run_cases(specs: list[dict[str, Any]], threads: int, gpu: bool, log_dir: str
                         twin = dict(spec, channels=(jax_result or {}).get("channels",
                                                                           spec["channels"]))
                         other = workers["torch"].run(twin, timeout)
+                        if spec["kind"] == "train" and spec.get("rounds", 1) > 1:
+                            jax_result, other = paired_rounds(workers, spec, twin, jax_result,
+                                                              other, timeout)
             info = workers["jax-gpu" if spec["kind"] == "train_gpu" else "jax"].info
             new = build_rows(spec, jax_result, other, threads, info, other_name)
             print(progress_line(index, len(specs), new, time.perf_counter() - start),
@@ -395,8 +448,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="cores for every framework (default: all available)")
     parser.add_argument("--tiny", action="store_true",
                         help="tiny models and images, one repeat (tests only)")
+    parser.add_argument("--rounds", type=int, metavar="N",
+                        help=f"alternate JAX and its twin N times per train case; the ratio "
+                             f"is the median of the paired rounds' (default {TRAIN_ROUNDS}, "
+                             "1 with --quick or --tiny)")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if not 1 <= args.threads <= common.available_cores():
         parser.error(f"--threads must be between 1 and the {common.available_cores()} "
                      "cores this process may use")
@@ -409,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for spec in specs:
         spec["quick"] = args.quick
+        if spec["kind"] == "train":
+            spec["rounds"] = args.rounds or (1 if args.quick or args.tiny else TRAIN_ROUNDS)
     machine = machine_info(args.threads, probe)
     torch_available = importlib.util.find_spec("torch") is not None
     print(f"benchmarks: {len(specs)} cases on {machine['cpu']} ({args.threads} of "

@@ -4,6 +4,7 @@ runner runs end to end on its quickest case with tiny sizes."""
 import functools
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -258,10 +259,27 @@ def test_report_rewrites_only_the_marked_section(tmp_path):
     assert "old" not in again
 
 
+def test_rounds_pair_each_twin_measurement_with_the_jax_one_before_it():
+    jax_rounds = [{"seconds": 1.0}, {"seconds": 2.0}, {"seconds": 1.2}]
+    torch_rounds = [{"seconds": 1.5, "layout": "nchw", "layouts": {"nchw": 1.5, "cl": 1.8}},
+                    {"error": "boom"},
+                    {"seconds": 1.2, "layout": "cl", "layouts": {"nchw": 1.3, "cl": 1.2}}]
+    jax, twin = run.combine_rounds(jax_rounds, torch_rounds)
+    assert jax["rounds"] == [1.0, 1.2] and jax["seconds"] == pytest.approx(1.1)
+    assert jax["round_ratios"] == pytest.approx([1.5, 1.0])
+    assert twin["layouts"] == pytest.approx({"nchw": 1.4, "cl": 1.5})
+    assert (twin["layout"], twin["seconds"]) == ("nchw", pytest.approx(1.4))
+    (row,) = run.build_rows(cases.train_cases()[0], jax, twin, 2)
+    # The paired median, not the ratio of the two medians (1.4 / 1.1).
+    assert row["ratio"] == pytest.approx(1.25) and row["config"]["round_ratios"] == [1.5, 1.0]
+    assert run.combine_rounds([{"error": "x"}], [{"seconds": 1.0}]) == (
+        {"error": "x"}, {"seconds": 1.0})
+
+
 def test_runner_smoke_on_the_quickest_case(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--tiny", "--cases", "train/dncnn",
-         "--out", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks.run", "--tiny", "--rounds", "2", "--cases",
+         "train/dncnn", "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "[1/1] train/dncnn" in out.stdout and "| train/dncnn | s/step |" in out.stdout
@@ -273,8 +291,9 @@ def test_runner_smoke_on_the_quickest_case(tmp_path):
     assert row["name"] == "train/dncnn" and row["unit"] == "s/step" and row["jax"] > 0
     assert row["config"]["tiny"] and row["config"]["patch"] == cases.TINY_PATCH
     if doc["machine"]["torch"]:
-        assert row["torch"] > 0
-        assert row["ratio"] == pytest.approx(row["torch"] / row["jax"], rel=1e-3)
+        assert row["torch"] > 0 and len(row["config"]["round_ratios"]) == 2
+        assert row["ratio"] == pytest.approx(statistics.median(row["config"]["round_ratios"]),
+                                             rel=1e-3)
         # Both torch layouts were timed; the row carries the faster.
         layouts = row["config"]["torch_layouts"]
         assert set(layouts) == {"nchw", "channels_last"}

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from denoise_jax import methods
+from denoise_jax import checkpoints, local_means, methods
 from denoise_jax.errors import UserError
 
 ApplyFn = Callable[[Any], Any]  # [B, h, w, C] float32 -> [B, h, w, C]
@@ -264,6 +264,8 @@ class Denoiser:
       channels: channels the weights expect (1 or 3); None = find out (`model_channels`).
       name: shown in messages.
       progress: tqdm bar over the tiles of a large image.
+      keep_means: end with `local_means.keep_local_means` on the whole (tiled, maybe
+        self-ensembled) output; `from_workdir` takes it from the run's config.
     """
 
     blind = True
@@ -282,6 +284,7 @@ class Denoiser:
         channels: int | None = None,
         name: str = "model",
         progress: bool = False,
+        keep_means: bool = False,
     ) -> None:
 
         if tile < 1 or batch < 1 or not 0 <= overlap < tile:
@@ -297,6 +300,7 @@ class Denoiser:
         self.dtype = dtype
         self.name = name
         self.progress = progress
+        self.keep_means = keep_means
         self.channels = channels if channels is not None else model_channels(model, variables)
         self._jit = functools.partial(methods.predict, self.model, from_logits)
         self._noted: set[str] = set()
@@ -313,6 +317,7 @@ class Denoiser:
         """The run in `workdir` (or a shipped pretrained folder); kwargs as the constructor."""
         model, variables, from_logits, step = methods.load_run(workdir, which)
         kwargs.setdefault("name", os.path.basename(os.path.normpath(workdir)))
+        kwargs.setdefault("keep_means", methods.keeps_means(checkpoints.load_config(workdir)))
         denoiser = cls(model, variables, from_logits=from_logits, **kwargs)
         denoiser.step = step
         return denoiser
@@ -365,5 +370,6 @@ class Denoiser:
             out = ensemble8(self.denoise_array, noisy)
         else:
             out = self.denoise_array(noisy)
-        return np.clip(out, 0.0, 1.0, out=out)
+        np.clip(out, 0.0, 1.0, out=out)
+        return local_means.keep_local_means(noisy, out) if self.keep_means else out
 

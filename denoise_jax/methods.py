@@ -5,6 +5,8 @@
 - `predict(model, from_logits, variables, x)`: the one jitted eval-mode forward pass.
 - `parse_spec("DIR" | "DIR@best|latest" | "pretrained:NAME[@...]")` and `load_run`: a
   training workdir or a shipped model (same layout) -> (model, variables, from_logits, step).
+- `keeps_means(config)`: whether the run's denoiser ends with `local_means.keep_local_means`
+  (config `keep_means`; both `make_method` and `inference.Denoiser` honour it).
 - `Method`: a denoiser `method(noisy [H, W, C] float32, sigma) -> [H, W, C]` with its traits
   as fields (name, blind, uses σ, compiles per shape, step), which is what `evaluate` scores.
 - `resolve(name)`: a classical method by name, or a workdir / shipped model spec.
@@ -29,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
-from denoise_jax import baselines, checkpoints, models, pretrained
+from denoise_jax import baselines, checkpoints, local_means, models, pretrained
 from denoise_jax.errors import UserError
 
 PRETRAINED_PREFIX = "pretrained:"
@@ -117,9 +119,11 @@ def predict(model: nn.Module, from_logits: bool, variables: dict, x: jax.Array) 
 
 
 def make_method(model: nn.Module, variables: dict[str, Any], from_logits: bool,
-                name: str = "model", step: int | None = None) -> Method:
+                name: str = "model", step: int | None = None,
+                keep_means: bool = False) -> Method:
     """A blind whole-image `Method` for a model and its variables (`inference.Denoiser` adds
-    tiling and self-ensembling)."""
+    tiling and self-ensembling); `keep_means`: `local_means.keep_local_means` on its output,
+    as the run's config says (`keeps_means`)."""
 
     def denoise(noisy: np.ndarray, sigma: float | None = None) -> np.ndarray:
         x = jnp.asarray(noisy, jnp.float32)[None]
@@ -128,7 +132,8 @@ def make_method(model: nn.Module, variables: dict[str, Any], from_logits: bool,
         except flax.errors.ScopeParamShapeError as e:
             raise UserError(f"{name} cannot denoise an image of shape {tuple(noisy.shape)}: its "
                             "weights fit the training images' size/channels only") from e
-        return np.asarray(out[0])
+        out = np.asarray(out[0])
+        return local_means.keep_local_means(noisy, out) if keep_means else out
 
     return Method(name, denoise, blind=True, compiles_per_shape=True, step=step)
 
@@ -182,11 +187,18 @@ def load_run(workdir: str, which: str = "best") -> tuple[nn.Module, dict, bool, 
     return model, eval_variables(state), from_logits, int(step)
 
 
+def keeps_means(config: ConfigDict) -> bool:
+    """Whether a run's denoiser keeps the noisy input's local means (config `keep_means`,
+    off for configs that predate it)."""
+    return bool(config.get("keep_means", False))
+
+
 def load_method(workdir: str, which: str = "best") -> Method:
     """The run in `workdir` as a blind whole-image `Method` (named after its folder)."""
     model, variables, from_logits, step = load_run(workdir, which)
     name = os.path.basename(os.path.normpath(workdir))
-    return make_method(model, variables, from_logits, name, step)
+    keep = keeps_means(checkpoints.load_config(workdir))
+    return make_method(model, variables, from_logits, name, step, keep_means=keep)
 
 
 def resolve(name: str) -> Method:

@@ -226,7 +226,8 @@ def run_evaluation(model, state, from_logits, config, dataset, workdir, step, wr
                    samples: bool) -> float:
     """Validation PSNR/SSIM through the shared `evaluate` module; writes samples when asked."""
     name = config.model.name
-    method = methods.make_method(model, local_copy(eval_variables(state)), from_logits, name)
+    method = methods.make_method(model, local_copy(eval_variables(state)), from_logits, name,
+                                 keep_means=methods.keeps_means(config))
     noise_spec = config.eval.get("noise") or None
     report = evaluate.evaluate(
         {name: method}, dataset, None if noise_spec == "real" else noise_spec, config.seed,

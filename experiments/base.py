@@ -100,6 +100,9 @@ def get_config() -> ConfigDict:
     config.checkpoint_every = 1000
     config.checkpoint_every_minutes = 10.0  # also save every N minutes of training (0: off)
     config.init_from = config_dict.placeholder(str)  # new runs: pretrained:NAME or DIR[@best]
+    # The denoiser (validation, eval, CLI, app) puts the noisy input's 16-px local means back
+    # after the network (denoise_jax/local_means.py); only right for zero-mean noise.
+    config.keep_means = False
     config.sample_every = 1000
     config.keep = 3
     config.early_stop_patience = config_dict.placeholder(int)

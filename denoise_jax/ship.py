@@ -14,7 +14,8 @@
    it, the colour-bias column and the worst photo's margin against BM3D;
 4. writes `MODEL_CARD.md`: config, data, steps, hardware, training time, the tables and the
    `denoise-jax eval` commands that reproduce each row.
-`--rescore NAME` redoes step 3 for a model already shipped and replaces those tables.
+`--rescore NAME` redoes steps 2 and 3 for a model already shipped (after a change to how its
+denoiser runs, say) and replaces the card's tables and config, keeping the training lines.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def photos_section(method: str, name: str, config, seed: int = 0,
              "*8-bit*: the noisy input clipped and rounded to 8 bits, as a photo file holds "
              f"it. Colour bias: {evaluate.COLOUR_BIAS}. Worst vs BM3D: the photo where the "
              "method falls furthest below BM3D, and by how much. s/MP on this machine "
-             "(8-bit run).", ""]
+             "(8-bit run)." + (KEEPS_MEANS if methods.keeps_means(config) else ""), ""]
     for data_spec, noise_spec in photos_protocol(config):
         table = photos_table(method, name, data_spec, noise_spec, seed, crop)
         print(f"{data_spec} {noise_spec}\n{table}\n", flush=True)
@@ -143,20 +144,23 @@ def photos_section(method: str, name: str, config, seed: int = 0,
     return "\n".join(lines)
 
 
-def rescore(name: str, root: str = pretrained.ROOT, seed: int = 0,
+KEEPS_MEANS = (" The model's denoiser puts the noisy input's 16-pixel local means back after "
+               "the network (config `keep_means`, `denoise_jax/local_means.py`), in every "
+               "row here as in `denoise-jax denoise`.")
+
+
+def rescore(name: str, root: str = pretrained.ROOT, seeds: tuple[int, ...] = (0, 1),
             crop: int | None = None) -> str:
-    """Replaces the photos:val section of a shipped model's card; returns the card."""
+    """Re-scores a shipped model: replaces its card's tables and config (everything from the
+    first held-out section on) and keeps the lines on its training; returns the card."""
     folder = pretrained.find(name, root)
     config = checkpoints.load_config(folder)
     method = f"pretrained:{name}" if root == pretrained.ROOT else folder
     text = pretrained.model_card(name, root)
-    section = photos_section(method, name, config, seed, crop)
     start = text.find(PHOTOS_HEADING)
-    end = text.find(SKIMAGE_HEADING)
-    if start < 0:  # a card from before the corpus: its held-out section becomes the second
-        start = end = text.find(OLD_HEADING)
-        text = text.replace(OLD_HEADING, SKIMAGE_HEADING + "\n", 1)
-    text = text[:start] + section + "\n" + text[end:]
+    if start < 0:  # a card from before the corpus
+        start = text.find(OLD_HEADING)
+    text = text[:start] + scores_sections(name, method, folder, list(seeds), config, crop)
     write_text(os.path.join(folder, pretrained.CARD), text)
     return text
 
@@ -241,11 +245,10 @@ def eval_command(name: str, data_spec: str, noise_spec: str, seed: int) -> str:
             f"--noise {noise_spec} --seed {seed}")
 
 
-def card(name: str, method: str, run_dir: str, step: int,
-         tables: list[tuple[str, str, str]], seeds: list[int], config,
-         crop: int | None = None) -> str:
+def card(name: str, method: str, folder: str, run_dir: str, step: int, seeds: list[int],
+         config, crop: int | None = None) -> str:
+    """The model card of the model shipped to `folder` from `run_dir` (scores it)."""
     seconds, cpu_hours = training_time(run_dir, step)
-    config_json = json.dumps(json.loads(config.to_json_best_effort()), indent=2, sort_keys=True)
     kind = "realistic synthetic camera noise" if config.noise == "camera" else (
         f"blind Gaussian noise ({config.noise})")
     lines = [
@@ -275,14 +278,24 @@ def card(name: str, method: str, run_dir: str, step: int,
         "",
         "",
     ]
-    lines += [photos_section(method, name, config, seeds[0], crop), SKIMAGE_HEADING, ""]
+    return "\n".join(lines) + scores_sections(name, method, folder, seeds, config, crop)
+
+
+def scores_sections(name: str, method: str, folder: str, seeds: list[int], config,
+                    crop: int | None = None) -> str:
+    """The card from its first held-out section on: photos:val, the scikit-image test
+    photos (mean over `seeds`, with the ×8 ensemble) and the config."""
+    config_json = json.dumps(json.loads(config.to_json_best_effort()), indent=2, sort_keys=True)
+    lines = [photos_section(method, name, config, seeds[0], crop), SKIMAGE_HEADING, ""]
     lines += [
         f"Mean over noise seeds {', '.join(map(str, seeds))} of the whole test photos "
         "(no crop). PSNR/SSIM: " + metrics.DEFINITIONS["psnr"] + "; "
         + metrics.DEFINITIONS["ssim"] + ".",
         "",
     ]
-    for data_spec, noise_spec, table in tables:
+    for data_spec, noise_spec in protocol(config):
+        table, _ = score_table(method, folder, name, data_spec, noise_spec, seeds, crop)
+        print(f"{data_spec} {noise_spec}\n{table}\n", flush=True)
         lines += [f"### `{data_spec}`, noise `{noise_spec}`", "", table, "",
                   "Reproduce one seed: `" + eval_command(name, data_spec, noise_spec, seeds[0])
                   + "`", ""]
@@ -335,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", nargs="?",
                         help="the shipped model's name (a folder under pretrained/)")
     parser.add_argument("--rescore", metavar="NAME",
-                        help="re-score the shipped model NAME on photos:val and update its card")
+                        help="re-score the shipped model NAME and rewrite its card's tables")
     parser.add_argument("--which", default="latest", choices=("latest", "best"))
     parser.add_argument("--seeds", default="0,1", help="noise seeds averaged in the card")
     parser.add_argument("--root", default=pretrained.ROOT, help="where models are shipped")
@@ -343,27 +356,20 @@ def main(argv: list[str] | None = None) -> int:
                         "of a shipped model uses whole photos)")
     args = parser.parse_args(argv)
     try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
         if args.rescore:
-            rescore(args.rescore, args.root, crop=args.crop)
+            rescore(args.rescore, args.root, tuple(seeds), crop=args.crop)
             print(f"updated the card of {args.rescore}")
             return 0
         if not args.name:
             parser.error("give RUN_DIR and NAME, or --rescore NAME")
-        seeds = [int(s) for s in args.seeds.split(",") if s]
         dest = os.path.join(args.root, args.name)
         step = methods.export(args.run_dir, dest, args.which)
         config = checkpoints.load_config(dest)
         learning_curve(args.run_dir, os.path.join(dest, CURVE), args.name, config)
         method = f"pretrained:{args.name}" if args.root == pretrained.ROOT else dest
-        tables = []
-        for data_spec, noise_spec in protocol(config):
-            table, _ = score_table(method, dest, args.name, data_spec, noise_spec, seeds,
-                                   args.crop)
-            print(f"{data_spec} {noise_spec}\n{table}\n", flush=True)
-            tables.append((data_spec, noise_spec, table))
         write_text(os.path.join(dest, pretrained.CARD),
-                   card(args.name, method, args.run_dir, step, tables, seeds, config,
-                        args.crop))
+                   card(args.name, method, dest, args.run_dir, step, seeds, config, args.crop))
         print(f"shipped {args.name} (step {step}) to {dest}")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -77,8 +77,11 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, p
     # classical scores cached: photos:val at 3 noise levels × 2 inputs, the test photos at
     # 3 noise levels (seed 0), and the validation references; a re-score reuses them exactly
     assert len(os.listdir(tmp_path / "scores")) == 10
-    again = ship.rescore("gauss_gray", str(root), crop=24)
-    assert again.count(ship.PHOTOS_HEADING) == 1
+    again = ship.rescore("gauss_gray", str(root), (0,), crop=24)
+    for heading in (ship.PHOTOS_HEADING, ship.SKIMAGE_HEADING, "## Config", ship.STEPS):
+        assert again.count(heading) == 1, heading
+    assert again.count("### ") == 2 * len(ship.GAUSS_LEVELS) and ship.KEEPS_MEANS in again
+    assert len(os.listdir(tmp_path / "scores")) == 10
     assert next(line for line in again.splitlines() if line.startswith("| BM3D |")) == next(
         line for line in text.splitlines() if line.startswith("| BM3D |"))
     monkeypatch.setattr(pretrained, "ROOT", str(root))

@@ -96,6 +96,6 @@ def test_denoisers_from_a_workdir_follow_its_config(tmp_path, photo):
         config = {"model": {"name": "dncnn"}} | ({} if value is None else {"keep_means": value})
         (tmp_path / "config.json").write_text(json.dumps(config))
         assert methods.keeps_means(checkpoints.load_config(str(tmp_path))) is bool(value)
-    # The shipped Gaussian models keep means; the camera-noise model does not (yet).
+    # The Gaussian models keep means; camera noise, through a tone curve, is not zero-mean.
     assert Denoiser.from_spec("pretrained:gauss_rgb").keep_means
     assert not Denoiser.from_spec("pretrained:camera").keep_means

@@ -77,7 +77,11 @@ def render(doc: dict[str, Any], source: str = shown(RESULTS)) -> str:
         "float32; train steps: the faster of NCHW and channels_last, named when it is "
         "channels_last; inference: NCHW), or the peer named in brackets; for NLM and BM3D "
         "the jax column is the project's classical method (scikit-image / bm3d). Medians "
-        f"after warm-up, compilation excluded; each case's config is in `{source}`.",
+        "after warm-up, compilation excluded" + (
+            "; a train step's ratio is the median over rounds that alternate JAX and its "
+            "twin (config.round_ratios)" if any(c.get("config", {}).get("round_ratios")
+                                                for c in doc.get("cases", [])) else "")
+        + f"; each case's config is in `{source}`.",
     ])
 
 

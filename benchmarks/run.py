@@ -15,14 +15,14 @@ Schema: {"machine": {"cpu", "cores", "threads", "device", "jax", "torch", ...}, 
 means JAX is faster: torch/jax for times (s/step), jax/torch for throughputs (MP/s). A train
 case's "torch" is the faster of PyTorch's two layouts; "torch_layout" names it ("nchw" or
 "channels_last") and config.torch_layouts has both; a train case runs in rounds that
-alternate JAX and its twin (--rounds, 3 by default), each side's value the median of its
+alternate JAX and its twin (--rounds, 9 by default), each side's value the median of its
 rounds and "ratio" the median of the rounds' paired ratios (config.round_ratios). Cases
 with another peer than PyTorch (OpenCV's NLM, scikit-image, one device) carry "peer" and
 "peer_value" and, for the classical methods, ratio null. When JAX sees a GPU, the JAX-vs-
 PyTorch cases still run on the CPU (JAX_PLATFORMS=cpu; the torch wheel is CPU-only) and
 every train case also runs on the GPU in float32 and bfloat16 (images/s and TFLOP/s).
 
-A full run takes the better part of an hour on 2 shared cores (2048² images through the
+A full run takes over an hour on 2 shared cores (2048² images through the
 74M-parameter PRIDNet, BM3D at 512²); --quick about two minutes on a quiet machine.
 
 `benchmarks.system.run_all(quick)` (memory, data pipeline, metrics, mesh), when present, is
@@ -55,9 +55,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results")
 CASE_TIMEOUT_S = 1800
 START_TIMEOUT_S = 300
-# A train case alternates JAX and its twin this many times: a shared VM's speed drifts by
-# tens of percent over minutes, and a ratio of back-to-back measurements drifts far less.
-TRAIN_ROUNDS = 3
+# A train case alternates JAX and its twin this many times: a shared VM's speed jumps by
+# up to 2× for tens of seconds at a time, and the median of many paired rounds shrugs off
+# the rounds such a jump lands in (3 rounds of nafnet_small gave 0.96 and 0.92, 9 gave 1.04).
+TRAIN_ROUNDS = 9
 
 PEER_LABELS = {"nlm_cv": "OpenCV fastNlMeansDenoisingColored"}
 METHOD_IMPLS = {"nlm": "scikit-image denoise_nl_means (fast mode, 1 thread)",

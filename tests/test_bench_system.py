@@ -45,10 +45,11 @@ def test_memory_cases_measure_the_cli_and_write_the_plot(tmp_path):
     mps = (0.1, 0.3)
     rss, seconds = system.memory_scaling(mps, spec=system.TINY_MODEL, prefer_shipped=False,
                                          plot=str(plot))
-    # Between 0.1 and 0.3 MP the RSS slope is within page-allocation noise (it can be ~0).
+    # Between 0.1 and 0.3 MP the RSS slope is within page-allocation noise (it can be ~0), and
+    # the time slope within timing noise on a busy machine (a tiny model; seen at -0.03 s/MP).
     check_row(rss, "memory/denoise_scaling", "MB/MP", peer=False, positive=False)
     assert abs(rss["jax"]) < 1000
-    check_row(seconds, "memory/denoise_scaling_time", "s/MP", peer=False)
+    check_row(seconds, "memory/denoise_scaling_time", "s/MP", peer=False, positive=False)
     points = rss["config"]["points"]
     assert [round(p["megapixels"], 1) for p in points] == list(mps)
     # A JAX process holds well over 100 MB; each point is its own fresh CLI process.

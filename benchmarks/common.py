@@ -88,6 +88,16 @@ def spec_key(spec: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in spec.items() if k != "round"}, sort_keys=True)
 
 
+def kept(cache: dict, key: Any, keep: int, build: Callable[[], Any]) -> Any:
+    """`cache[key]`, built by `build()` on a miss; holds at most `keep` entries, the oldest
+    dropped first (a worker keeps one case's models, not every case's)."""
+    if key not in cache:
+        if len(cache) >= keep:
+            cache.pop(next(iter(cache)))
+        cache[key] = build()
+    return cache[key]
+
+
 def budget(spec: dict[str, Any]) -> dict[str, Any]:
     """`measure`'s repeats and time budget for a case: 5 repeats within 30 s; --quick 3
     within 10 s; tiny (tests) 1."""

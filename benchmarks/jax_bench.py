@@ -77,11 +77,8 @@ def train(spec: dict[str, Any], dtype: str = "float32") -> dict[str, Any]:
     import jax
 
     key = (common.spec_key(spec), dtype)
-    if key not in _TRAIN_CALLS:
-        if len(_TRAIN_CALLS) >= _KEEP:  # one case's models at a time: memory stays bounded
-            _TRAIN_CALLS.pop(next(iter(_TRAIN_CALLS)))
-        _TRAIN_CALLS[key] = _train_call(spec, dtype)
-    result = common.measure(_TRAIN_CALLS[key], warmup=2, **common.budget(spec))
+    call = common.kept(_TRAIN_CALLS, key, _KEEP, lambda: _train_call(spec, dtype))
+    result = common.measure(call, warmup=2, **common.budget(spec))
     result["device"] = str(jax.devices()[0].device_kind)
     return result
 

@@ -65,11 +65,8 @@ def train_in(spec: dict[str, Any], layout: str = "nchw") -> dict[str, Any]:
     model and batch in `layout` ("nchw" or "channels_last"). Model and optimizer are kept per
     spec and layout, as JAX keeps its compiled step, for later rounds of the case."""
     key = (common.spec_key(spec), layout)
-    if key not in _TRAIN_CALLS:
-        if len(_TRAIN_CALLS) >= _KEEP:  # one case's models at a time: memory stays bounded
-            _TRAIN_CALLS.pop(next(iter(_TRAIN_CALLS)))
-        _TRAIN_CALLS[key] = _train_call(spec, layout)
-    return common.measure(_TRAIN_CALLS[key], warmup=2, **common.budget(spec))
+    call = common.kept(_TRAIN_CALLS, key, _KEEP, lambda: _train_call(spec, layout))
+    return common.measure(call, warmup=2, **common.budget(spec))
 
 
 _TRAIN_CALLS: dict[tuple[str, str], Any] = {}

@@ -154,12 +154,15 @@ def rescore(name: str, root: str = pretrained.ROOT, seeds: tuple[int, ...] = (0,
     """Re-scores a shipped model: replaces its card's tables and config (everything from the
     first held-out section on) and keeps the lines on its training; returns the card."""
     folder = pretrained.find(name, root)
-    config = checkpoints.load_config(folder)
-    method = f"pretrained:{name}" if root == pretrained.ROOT else folder
     text = pretrained.model_card(name, root)
     start = text.find(PHOTOS_HEADING)
     if start < 0:  # a card from before the corpus
         start = text.find(OLD_HEADING)
+    if start < 0:
+        raise UserError(f"{os.path.join(folder, pretrained.CARD)} has no '{PHOTOS_HEADING}' "
+                        f"section to replace; ship the run again instead of --rescore")
+    config = checkpoints.load_config(folder)
+    method = f"pretrained:{name}" if root == pretrained.ROOT else folder
     text = text[:start] + scores_sections(name, method, folder, list(seeds), config, crop)
     write_text(os.path.join(folder, pretrained.CARD), text)
     return text

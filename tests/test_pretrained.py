@@ -84,6 +84,11 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, p
     assert len(os.listdir(tmp_path / "scores")) == 10
     assert next(line for line in again.splitlines() if line.startswith("| BM3D |")) == next(
         line for line in text.splitlines() if line.startswith("| BM3D |"))
+    card = root / "gauss_gray" / pretrained.CARD
+    card.write_text("# gauss_gray\n\nA card with no score sections.\n")
+    with pytest.raises(UserError, match="no '## Held-out"):
+        ship.rescore("gauss_gray", str(root), (0,), crop=24)
+    assert card.read_text() == "# gauss_gray\n\nA card with no score sections.\n"
     monkeypatch.setattr(pretrained, "ROOT", str(root))
     assert pretrained.names() == ["gauss_gray"]
     method = evaluate.resolve_method("pretrained:gauss_gray")

@@ -129,9 +129,9 @@ def _load(spec: dict[str, Any]):
     if spec.get("pretrained"):
         from denoise_jax import inference, methods
 
-        model, variables, from_logits, _ = methods.load_run(
-            *methods.parse_spec(f"pretrained:{spec['pretrained']}"))
-        return model, variables, from_logits, inference.model_channels(model, variables) or 3
+        run = methods.load_run(*methods.parse_spec(f"pretrained:{spec['pretrained']}"))
+        channels = inference.model_channels(run.model, run.variables) or 3
+        return run.model, run.variables, run.from_logits, channels
     model = _model(spec)
     x = jnp.zeros((1, 32, 32, spec["channels"]), jnp.float32)
     variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), x)

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from denoise_jax import checkpoints, local_means, methods
+from denoise_jax import local_means, methods
 from denoise_jax.errors import UserError
 
 ApplyFn = Callable[[Any], Any]  # [B, h, w, C] float32 -> [B, h, w, C]
@@ -315,11 +315,11 @@ class Denoiser:
     @classmethod
     def from_workdir(cls, workdir: str, which: str = "best", **kwargs: Any) -> Denoiser:
         """The run in `workdir` (or a shipped pretrained folder); kwargs as the constructor."""
-        model, variables, from_logits, step = methods.load_run(workdir, which)
+        run = methods.load_run(workdir, which)
         kwargs.setdefault("name", os.path.basename(os.path.normpath(workdir)))
-        kwargs.setdefault("keep_means", methods.keeps_means(checkpoints.load_config(workdir)))
-        denoiser = cls(model, variables, from_logits=from_logits, **kwargs)
-        denoiser.step = step
+        kwargs.setdefault("keep_means", methods.keeps_means(run.config))
+        denoiser = cls(run.model, run.variables, from_logits=run.from_logits, **kwargs)
+        denoiser.step = run.step
         return denoiser
 
     def as_method(self) -> methods.Method:

@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import flax.linen as nn
@@ -163,8 +163,17 @@ def is_run_spec(spec: str) -> bool:
             or checkpoints.is_workdir(os.path.expanduser(path)))
 
 
-def load_run(workdir: str, which: str = "best") -> tuple[nn.Module, dict, bool, int]:
-    """(model, variables, from_logits, step) of the training run in `workdir`.
+class Run(NamedTuple):
+    """A training run (or shipped model) read back for evaluation."""
+    model: nn.Module
+    variables: dict
+    from_logits: bool
+    step: int
+    config: ConfigDict
+
+
+def load_run(workdir: str, which: str = "best") -> Run:
+    """The model, evaluation variables, step and config of the training run in `workdir`.
 
     `which`: "best" (highest validation PSNR; the newest when none was evaluated) or
     "latest". Uses the EMA parameters when the run kept them. A checkpoint that does not
@@ -184,7 +193,7 @@ def load_run(workdir: str, which: str = "best") -> tuple[nn.Module, dict, bool, 
         raise UserError(f"{workdir} has no finished checkpoint: train it longer")
     step, state, _ = found
     model, from_logits = build_model(config)
-    return model, eval_variables(state), from_logits, int(step)
+    return Run(model, eval_variables(state), from_logits, int(step), config)
 
 
 def keeps_means(config: ConfigDict) -> bool:
@@ -195,10 +204,10 @@ def keeps_means(config: ConfigDict) -> bool:
 
 def load_method(workdir: str, which: str = "best") -> Method:
     """The run in `workdir` as a blind whole-image `Method` (named after its folder)."""
-    model, variables, from_logits, step = load_run(workdir, which)
+    run = load_run(workdir, which)
     name = os.path.basename(os.path.normpath(workdir))
-    keep = keeps_means(checkpoints.load_config(workdir))
-    return make_method(model, variables, from_logits, name, step, keep_means=keep)
+    return make_method(run.model, run.variables, run.from_logits, name, run.step,
+                       keep_means=keeps_means(run.config))
 
 
 def resolve(name: str) -> Method:
@@ -223,8 +232,9 @@ def export(workdir: str, dest: str, which: str = "latest") -> int:
     """
     if os.path.exists(dest):
         raise UserError(f"{dest} already exists: export to a new folder")
-    _, variables, _, step = load_run(workdir, which)
-    checkpoints.write_config(dest, checkpoints.load_config(workdir), announce=True)
+    run = load_run(workdir, which)
+    variables, step = run.variables, run.step
+    checkpoints.write_config(dest, run.config, announce=True)
     mngr = checkpoints.manager(dest, keep=1)
     try:
         checkpoints.save(mngr, step, variables, {})

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from denoise_jax import configs, evaluate, methods, pretrained, ship, train
+from denoise_jax import checkpoints, configs, evaluate, methods, pretrained, ship, train
 from denoise_jax.configs import EXPERIMENTS
 from denoise_jax.errors import UserError
 
@@ -45,9 +45,11 @@ def test_export_keeps_only_the_evaluation_weights(tiny_run, tmp_path):
     dest = str(tmp_path / "shipped")
     step = methods.export(tiny_run, dest)
     assert step == 4
-    _, run_vars, _, _ = methods.load_run(tiny_run, "latest")
-    _, shipped_vars, _, shipped_step = methods.load_run(dest)
-    assert shipped_step == 4
+    run_vars = methods.load_run(tiny_run, "latest").variables
+    shipped = methods.load_run(dest)
+    shipped_vars = shipped.variables
+    assert shipped.step == 4 and shipped.config.to_dict() == checkpoints.load_config(
+        tiny_run).to_dict()
     for a, b in zip(jax.tree.leaves(run_vars), jax.tree.leaves(shipped_vars), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # No Adam moments, no pipeline state: well under the run's own checkpoint.

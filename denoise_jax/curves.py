@@ -69,15 +69,16 @@ def table(runs: Mapping[str, str], at: float | None = None) -> str:
     return "\n".join(lines)
 
 
-def plot(runs: Mapping[str, str], path: str, references: Mapping[str, float] | None = None,
+def plot(runs: Mapping[str, Sequence[tuple[float, int, float]]], path: str,
+         references: Mapping[str, float] | None = None,
          title: str = "validation PSNR against compute") -> None:
-    """A PNG of each run's val PSNR against CPU-hours, with horizontal reference lines."""
+    """A PNG of each curve (`val_curve`'s rows) as val PSNR against CPU-hours, with horizontal
+    reference lines."""
     from matplotlib.figure import Figure  # heavy (~0.4 s): only a plot loads it
 
     fig = Figure(figsize=(7, 4.2))
     ax = fig.subplots()
-    for label, workdir in runs.items():
-        curve = val_curve(workdir)
+    for label, curve in runs.items():
         if curve:
             x, _, y = zip(*curve, strict=True)
             ax.plot(x, y, marker=".", label=label)
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(table(runs, args.at))
         if args.plot:
-            plot(runs, args.plot)
+            plot({label: val_curve(r) for label, r in runs.items()}, args.plot)
             print(f"wrote {args.plot}")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 
 import jax
@@ -180,15 +181,44 @@ def validation_references(config) -> dict[str, float]:
     return {f"{label} (σ given)": found[label].psnr for label in ("NLM", "BM3D")}
 
 
-def learning_curve(run_dir: str, path: str, name: str, config) -> None:
-    """The run's validation PSNR against CPU-hours, NLM and BM3D drawn on the same inputs."""
+def campaign_curve(run_dir: str, earlier: list[str], spec: str | None) -> list[dict]:
+    """The validation curve of the campaign a model is shipped from: the curve the model the
+    run started from was shipped with (`HISTORY` in its folder; `spec` is the run's
+    `init_from`), then the run's own evaluations, placed after the CPU-hours of all earlier
+    training (the card's `earlier` lines, see `started_from`), so cycles line up end to end."""
+    source = os.path.join(methods.parse_spec(spec)[0], HISTORY) if spec else ""
+    prior = []
+    if os.path.isfile(source):
+        with open(source, encoding="utf-8") as f:
+            prior = [json.loads(line) for line in f if line.strip()]
+    offset = sum(float(hours) for line in earlier if line.startswith(EARLIER)
+                 for hours in re.findall(r"([\d.]+) CPU-hours", line))
+    run = os.path.basename(os.path.normpath(run_dir))
+    return prior + [{"run": run, "cpu_hours": round(offset + hours, 4), "step": step,
+                     "psnr": psnr} for hours, step, psnr in curves.val_curve(run_dir)]
+
+
+def learning_curve(history: list[dict], path: str, name: str, config) -> None:
+    """The campaign's validation PSNR against CPU-hours (one line per run, `campaign_curve`),
+    NLM and BM3D drawn on the same inputs."""
     where = f"{config.eval.data}, {config.eval.noise}" + (
         f", centre {config.eval.crop}² crops" if config.eval.get("crop") else "")
-    curves.plot({name: run_dir}, path, validation_references(config),
+    runs: dict[str, list[tuple[float, int, float]]] = {}
+    for row in history:
+        runs.setdefault(row["run"], []).append((row["cpu_hours"], row["step"], row["psnr"]))
+    curves.plot(runs, path, validation_references(config),
                 title=f"{name}: validation PSNR ({where})")
 
 
-CURVE = "learning_curve.png"
+def ship_curve(run_dir: str, dest: str, name: str, config) -> None:
+    """Writes the campaign's curve (`HISTORY`) and its plot (`CURVE`) into `dest`."""
+    history = campaign_curve(run_dir, started_from(run_dir, config.get("init_from")),
+                             config.get("init_from"))
+    write_text(os.path.join(dest, HISTORY), "".join(json.dumps(r) + "\n" for r in history))
+    learning_curve(history, os.path.join(dest, CURVE), name, config)
+
+
+CURVE, HISTORY = "learning_curve.png", "campaign.jsonl"
 DATA_TEXT = {
     "skimage": "scikit-image's bundled training photos; the test photos are never seen",
     "photos": "the photo corpus's 232 training photos, `denoise-jax data build photos`; "
@@ -276,7 +306,8 @@ def card(name: str, method: str, folder: str, run_dir: str, step: int, seeds: li
         "logged step rates of every resumed chunk)"
         + (f", {cpu_hours:.2f} CPU-hours" if cpu_hours else "") + ".",
         "",
-        "![validation PSNR against CPU-hours, with NLM and BM3D on the same inputs]"
+        "![validation PSNR against CPU-hours over the training campaign (one line per run, "
+        "each after the hours of the runs before it), with NLM and BM3D on the same inputs]"
         f"({CURVE})",
         "",
         "",
@@ -369,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         dest = os.path.join(args.root, args.name)
         step = methods.export(args.run_dir, dest, args.which)
         config = checkpoints.load_config(dest)
-        learning_curve(args.run_dir, os.path.join(dest, CURVE), args.name, config)
+        ship_curve(args.run_dir, dest, args.name, config)
         method = f"pretrained:{args.name}" if args.root == pretrained.ROOT else dest
         write_text(os.path.join(dest, pretrained.CARD),
                    card(args.name, method, dest, args.run_dir, step, seeds, config, args.crop))

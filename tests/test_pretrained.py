@@ -1,12 +1,13 @@
 """Shipping a run as a pretrained model: export, model card, and loading it by name."""
 
+import json
 import os
 
 import jax
 import numpy as np
 import pytest
 
-from denoise_jax import checkpoints, configs, evaluate, methods, pretrained, ship, train
+from denoise_jax import checkpoints, configs, curves, evaluate, methods, pretrained, ship, train
 from denoise_jax.configs import EXPERIMENTS
 from denoise_jax.errors import UserError
 
@@ -76,6 +77,8 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, p
     row = next(line for line in text.splitlines() if line.startswith("| gauss_gray |"))
     assert " / " in row.split("|")[2] and "dB (" in row.split("|")[5]  # float / 8-bit; worst
     assert (root / "gauss_gray" / ship.CURVE).stat().st_size > 1000
+    history = (root / "gauss_gray" / ship.HISTORY).read_text().splitlines()
+    assert len(history) == len(curves.val_curve(tiny_run)) > 0
     # classical scores cached: photos:val at 3 noise levels × 2 inputs, the test photos at
     # 3 noise levels (seed 0), and the validation references; a re-score reuses them exactly
     assert len(os.listdir(tmp_path / "scores")) == 10
@@ -114,6 +117,19 @@ def test_a_warm_started_card_carries_the_training_of_the_model_it_started_from(t
     assert lines[1:] == [f"- **Earlier training**: {source}, as it was then: 7 steps on CPU; "
                          "2.00 CPU-hours.",
                          "- **Earlier training**: pretrained:m, as it was then: 5 steps on GPU."]
+    # The campaign's curve: the source's shipped curve, then this run's evaluations after the
+    # earlier CPU-hours.
+    (source / ship.HISTORY).write_text(json.dumps(
+        {"run": "cycle1", "cpu_hours": 2.0, "step": 7, "psnr": 30.0}) + "\n")
+    with open(run / "metrics.jsonl", "w") as f:
+        for step, hours, psnr in ((3, 0.25, 30.5), (6, 0.5, 30.75)):
+            f.write(json.dumps({"split": "val", "step": step, "cpu_hours": hours,
+                                "psnr": psnr}) + "\n")
+        f.write(json.dumps({"split": "train", "step": 6, "cpu_hours": 0.5, "loss": 1.0}) + "\n")
+    history = ship.campaign_curve(str(run), lines, str(source))
+    assert [(r["run"], r["cpu_hours"], r["psnr"]) for r in history] == [
+        ("cycle1", 2.0, 30.0), ("run", 2.25, 30.5), ("run", 2.5, 30.75)]
+    assert ship.campaign_curve(str(run), [], None)[0]["cpu_hours"] == 0.25
 
 
 def test_card_scores_match_a_direct_evaluation(tiny_run, tmp_path):

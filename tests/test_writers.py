@@ -47,7 +47,8 @@ def test_curves_compare_runs_at_equal_cpu_hours(tmp_path):
     assert "at 0.40 CPU-h" in text  # the shortest run's end
     assert "| a | 24.00 |" in text and "| b | 24.00 |" in text
     out = tmp_path / "c.png"
-    curves.plot({"a": a, "b": b}, str(out), references={"BM3D": 23.5})
+    curves.plot({"a": curves.val_curve(a), "b": curves.val_curve(b)}, str(out),
+                references={"BM3D": 23.5})
     assert out.stat().st_size > 1000
     # a run just started (no evaluation yet) is listed, and does not set the comparison point
     fresh = tmp_path / "fresh"

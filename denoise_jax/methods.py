@@ -233,12 +233,11 @@ def export(workdir: str, dest: str, which: str = "latest") -> int:
     if os.path.exists(dest):
         raise UserError(f"{dest} already exists: export to a new folder")
     run = load_run(workdir, which)
-    variables, step = run.variables, run.step
     checkpoints.write_config(dest, run.config, announce=True)
     mngr = checkpoints.manager(dest, keep=1)
     try:
-        checkpoints.save(mngr, step, variables, {})
+        checkpoints.save(mngr, run.step, run.variables, {})
         mngr.wait_until_finished()
     finally:
         mngr.close()
-    return step
+    return run.step

@@ -210,10 +210,10 @@ def learning_curve(history: list[dict], path: str, name: str, config) -> None:
                 title=f"{name}: validation PSNR ({where})")
 
 
-def ship_curve(run_dir: str, dest: str, name: str, config) -> None:
-    """Writes the campaign's curve (`HISTORY`) and its plot (`CURVE`) into `dest`."""
-    history = campaign_curve(run_dir, started_from(run_dir, config.get("init_from")),
-                             config.get("init_from"))
+def ship_curve(run_dir: str, dest: str, name: str, config, earlier: list[str]) -> None:
+    """Writes the campaign's curve (`HISTORY`) and its plot (`CURVE`) into `dest`; `earlier`:
+    the card's lines on the training before the run (`started_from`)."""
+    history = campaign_curve(run_dir, earlier, config.get("init_from"))
     write_text(os.path.join(dest, HISTORY), "".join(json.dumps(r) + "\n" for r in history))
     learning_curve(history, os.path.join(dest, CURVE), name, config)
 
@@ -279,8 +279,9 @@ def eval_command(name: str, data_spec: str, noise_spec: str, seed: int) -> str:
 
 
 def card(name: str, method: str, folder: str, run_dir: str, step: int, seeds: list[int],
-         config, crop: int | None = None) -> str:
-    """The model card of the model shipped to `folder` from `run_dir` (scores it)."""
+         config, earlier: list[str], crop: int | None = None) -> str:
+    """The model card of the model shipped to `folder` from `run_dir` (scores it); `earlier`:
+    its lines on the training before the run (`started_from`)."""
     seconds, cpu_hours = training_time(run_dir, step)
     kind = "realistic synthetic camera noise" if config.noise == "camera" else (
         f"blind Gaussian noise ({config.noise})")
@@ -299,7 +300,7 @@ def card(name: str, method: str, folder: str, run_dir: str, step: int, seeds: li
         + f"; noise `{config.noise}` drawn per crop"
         + (f", {config.noise_8bit_share:.0%} of the noisy crops rounded to 8 bits"
            if config.get("noise_8bit_share") else "") + ".",
-        *started_from(run_dir, config.get("init_from")),
+        *earlier,
         f"{STEPS}{step} (EMA {config.ema} weights of the last step; no checkpoint "
         "was picked on test scores).",
         f"{HARDWARE}{hardware()}; training time {seconds / 60:.0f} min (summed from the "
@@ -400,10 +401,11 @@ def main(argv: list[str] | None = None) -> int:
         dest = os.path.join(args.root, args.name)
         step = methods.export(args.run_dir, dest, args.which)
         config = checkpoints.load_config(dest)
-        ship_curve(args.run_dir, dest, args.name, config)
+        earlier = started_from(args.run_dir, config.get("init_from"))
+        ship_curve(args.run_dir, dest, args.name, config, earlier)
         method = f"pretrained:{args.name}" if args.root == pretrained.ROOT else dest
-        write_text(os.path.join(dest, pretrained.CARD),
-                   card(args.name, method, dest, args.run_dir, step, seeds, config, args.crop))
+        write_text(os.path.join(dest, pretrained.CARD), card(
+            args.name, method, dest, args.run_dir, step, seeds, config, earlier, args.crop))
         print(f"shipped {args.name} (step {step}) to {dest}")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

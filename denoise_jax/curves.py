@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from denoise_jax import writers
-from denoise_jax.errors import UserError
+from denoise_jax.errors import UserError, report_user_error
 from denoise_jax.images import atomic_output
 
 
@@ -99,16 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", metavar="WORKDIR", help="training workdirs")
     parser.add_argument("--at", type=float, help="compare at this many CPU-hours")
     parser.add_argument("--plot", metavar="FILE.png", help="also write the curves as a plot")
-    args = parser.parse_args(argv)
+    return report_user_error(run, parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     runs = {os.path.basename(os.path.normpath(r)): r for r in args.runs}
-    try:
-        print(table(runs, args.at))
-        if args.plot:
-            plot({label: val_curve(r) for label, r in runs.items()}, args.plot)
-            print(f"wrote {args.plot}")
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    print(table(runs, args.at))
+    if args.plot:
+        plot({label: val_curve(r) for label, r in runs.items()}, args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 

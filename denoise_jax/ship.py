@@ -33,7 +33,7 @@ import jax
 import numpy as np
 
 from denoise_jax import checkpoints, curves, data, evaluate, methods, metrics, pretrained, train
-from denoise_jax.errors import UserError
+from denoise_jax.errors import UserError, report_user_error
 from denoise_jax.images import write_text
 from denoise_jax.inference import Denoiser
 
@@ -375,7 +375,7 @@ def hardware() -> str:
            f"{os.cpu_count()} cores)" if device.platform == "cpu" else device.device_kind
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m denoise_jax.ship",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -389,28 +389,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=pretrained.ROOT, help="where models are shipped")
     parser.add_argument("--crop", type=int, help="score centre crops (quick checks; the card "
                         "of a shipped model uses whole photos)")
-    args = parser.parse_args(argv)
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s]
-        if args.rescore:
-            rescore(args.rescore, args.root, tuple(seeds), crop=args.crop)
-            print(f"updated the card of {args.rescore}")
-            return 0
-        if not args.name:
-            parser.error("give RUN_DIR and NAME, or --rescore NAME")
-        dest = os.path.join(args.root, args.name)
-        step = methods.export(args.run_dir, dest, args.which)
-        config = checkpoints.load_config(dest)
-        earlier = started_from(args.run_dir, config.get("init_from"))
-        ship_curve(args.run_dir, dest, args.name, config, earlier)
-        method = f"pretrained:{args.name}" if args.root == pretrained.ROOT else dest
-        write_text(os.path.join(dest, pretrained.CARD), card(
-            args.name, method, dest, args.run_dir, step, seeds, config, earlier, args.crop))
-        print(f"shipped {args.name} (step {step}) to {dest}")
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    if args.rescore:
+        rescore(args.rescore, args.root, tuple(seeds), crop=args.crop)
+        print(f"updated the card of {args.rescore}")
+        return 0
+    dest = os.path.join(args.root, args.name)
+    step = methods.export(args.run_dir, dest, args.which)
+    config = checkpoints.load_config(dest)
+    earlier = started_from(args.run_dir, config.get("init_from"))
+    ship_curve(args.run_dir, dest, args.name, config, earlier)
+    method = f"pretrained:{args.name}" if args.root == pretrained.ROOT else dest
+    write_text(os.path.join(dest, pretrained.CARD), card(
+        args.name, method, dest, args.run_dir, step, seeds, config, earlier, args.crop))
+    print(f"shipped {args.name} (step {step}) to {dest}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser()
+    args = cli.parse_args(argv)
+    if not args.rescore and not args.name:
+        cli.error("give RUN_DIR and NAME, or --rescore NAME")
+    return report_user_error(run, args)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def test_cpu_hours_grow_and_carry_over_a_resume(tmp_path):
     assert rows[2]["cpu_hours"] >= rows[1]["cpu_hours"]
 
 
-def test_curves_compare_runs_at_equal_cpu_hours(tmp_path):
+def test_curves_compare_runs_at_equal_cpu_hours(tmp_path, capsys):
     import json
 
     from denoise_jax import curves
@@ -59,3 +59,6 @@ def test_curves_compare_runs_at_equal_cpu_hours(tmp_path):
     assert "at 0.40 CPU-h" in text and "| fresh | - | no evaluation yet | - |" in text
     with pytest.raises(UserError, match="no validation records"):
         curves.table({"fresh": str(fresh)})
+    capsys.readouterr()
+    assert curves.main([str(fresh)]) == 2  # the CLI: one line, no traceback
+    assert capsys.readouterr().err.startswith("error: no validation records")

@@ -33,8 +33,11 @@ chromium:
 	  echo "note: chromium not installed; tests/test_app_browser.py will be skipped"
 
 # The import-layer contract ([tool.importlinter] in pyproject.toml) and ruff run first.
+# Two pytest-xdist workers, one test file each at a time (module fixtures are built once);
+# TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(BENCH_STAMP) chromium lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m slow

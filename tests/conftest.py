@@ -12,6 +12,17 @@ def crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
+# The longest files first, so that `make test`'s workers (pytest-xdist, one file at a time)
+# do not end with one of them still running a long file alone.
+LONGEST_FILES = ("test_notebooks.py", "test_real_noise.py", "test_train.py", "test_parallel.py",
+                 "test_pretrained.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept within
+
+
 @pytest.fixture(autouse=True)
 def _scores_cache(tmp_path_factory, monkeypatch):
     """Classical scores computed by tests go to a temporary folder, never into the checkout's

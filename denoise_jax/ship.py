@@ -375,7 +375,7 @@ def hardware() -> str:
            f"{os.cpu_count()} cores)" if device.platform == "cpu" else device.device_kind
 
 
-def parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m denoise_jax.ship",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -411,10 +411,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = parser()
-    args = cli.parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not args.rescore and not args.name:
-        cli.error("give RUN_DIR and NAME, or --rescore NAME")
+        parser.error("give RUN_DIR and NAME, or --rescore NAME")
     return report_user_error(run, args)
 
 

@@ -375,6 +375,18 @@ def hardware() -> str:
            f"{os.cpu_count()} cores)" if device.platform == "cpu" else device.device_kind
 
 
+def seed_list(text: str) -> list[int]:
+    """`--seeds 0,1` -> [0, 1]; argparse turns the error into a one-line usage error."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m denoise_jax.ship",
                                      description=__doc__,
@@ -385,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rescore", metavar="NAME",
                         help="re-score the shipped model NAME and rewrite its card's tables")
     parser.add_argument("--which", default="latest", choices=("latest", "best"))
-    parser.add_argument("--seeds", default="0,1", help="noise seeds averaged in the card")
+    parser.add_argument("--seeds", type=seed_list, default="0,1",
+                        help="noise seeds averaged in the card")
     parser.add_argument("--root", default=pretrained.ROOT, help="where models are shipped")
     parser.add_argument("--crop", type=int, help="score centre crops (quick checks; the card "
                         "of a shipped model uses whole photos)")
@@ -393,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    seeds = [int(s) for s in args.seeds.split(",") if s]
+    seeds = args.seeds
     if args.rescore:
         rescore(args.rescore, args.root, tuple(seeds), crop=args.crop)
         print(f"updated the card of {args.rescore}")

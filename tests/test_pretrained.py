@@ -94,6 +94,9 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, p
     with pytest.raises(UserError, match="no '## Held-out"):
         ship.rescore("gauss_gray", str(root), (0,), crop=24)
     assert ship.main(["--rescore", "gauss_gray", "--root", str(root), "--seeds", "0"]) == 2
+    with pytest.raises(SystemExit) as bad_seeds:  # argparse's one-line usage error
+        ship.main(["--rescore", "gauss_gray", "--root", str(root), "--seeds", "0,a"])
+    assert bad_seeds.value.code == 2
     assert card.read_text() == "# gauss_gray\n\nA card with no score sections.\n"
     monkeypatch.setattr(pretrained, "ROOT", str(root))
     assert pretrained.names() == ["gauss_gray"]

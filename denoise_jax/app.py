@@ -27,8 +27,9 @@ import jax
 import numpy as np
 from PIL import Image as PILImage
 
-from denoise_jax import baselines, evaluate, noise, pretrained
+from denoise_jax import baselines, checkpoints, evaluate, methods, noise, pretrained
 from denoise_jax import data as datasets  # `data` is the name of the uploads' bytes here
+from denoise_jax.ensemble import VIEWS
 from denoise_jax.errors import UserError
 from denoise_jax.images import decode_image, to_uint, write_image
 from denoise_jax.inference import Denoiser
@@ -221,7 +222,7 @@ def _load_sample(name: str) -> Source:
 
 
 def _denoise(method: str, noisy: np.ndarray, sigma: float | None, tile: int,
-             ensemble: bool) -> tuple[np.ndarray, float]:
+             ensemble: int) -> tuple[np.ndarray, float]:
     """(denoised [H, W, C], seconds). method: "classical:NAME" or "workdir:PATH"."""
     kind, _, target = method.partition(":")
     if kind == "classical":
@@ -236,7 +237,7 @@ def _denoise(method: str, noisy: np.ndarray, sigma: float | None, tile: int,
     return out, time.perf_counter() - start
 
 
-def _load_model(workdir: str, tile: int, ensemble: bool):
+def _load_model(workdir: str, tile: int, ensemble: int):
     """A `Denoiser` for "DIR", "DIR@best" or "DIR@latest"."""
     return Denoiser.from_spec(workdir, tile=tile, ensemble=ensemble)
 
@@ -293,16 +294,25 @@ def _sidebar_noise(st, is_sample: bool) -> str | None:
     return noise_spec(kind, level)
 
 
-def _sidebar_method(st, channels: int) -> tuple[str, float | None, int, bool]:
-    """(method key, sigma or None, tile, ensemble); opens on the best shipped model for
-    photos with `channels` channels."""
+def _own_views(workdir: str) -> int:
+    """The self-ensemble views a run's or shipped model's config asks for (1 if unreadable:
+    loading the model then says what is wrong)."""
+    try:
+        return methods.ensemble_views(checkpoints.load_config(workdir))
+    except (UserError, OSError):
+        return 1
+
+
+def _sidebar_method(st, channels: int) -> tuple[str, float | None, int, int]:
+    """(method key, sigma or None, tile, self-ensemble views); opens on the best shipped
+    model for photos with `channels` channels, at the views its config asks for."""
     st.sidebar.header("3. Method")
     shipped = pretrained.names()
     families = (["Pretrained model"] if shipped else []) + ["Classical", "Training workdir"]
     family = st.sidebar.radio("Method family", families, key="family")
     if not shipped:
         st.sidebar.caption("No pretrained models are shipped with this version yet.")
-    tile, ensemble, sigma = 512, False, None
+    tile, ensemble, sigma = 512, 1, None
     if family == "Classical":
         names = [n for n in baselines.names() if n != "noisy"]
         name = st.sidebar.selectbox("Classical method", names,
@@ -324,8 +334,12 @@ def _sidebar_method(st, channels: int) -> tuple[str, float | None, int, bool]:
         method = f"workdir:{os.path.expanduser(path)}" if path else ""
     tile = st.sidebar.select_slider("Tile size (large photos are tiled)",
                                     [128, 256, 512, 1024], 512, key="tile")
-    ensemble = st.sidebar.checkbox("×8 self-ensemble (8× slower, a little better)",
-                                   key="ensemble")
+    target = method.partition(":")[2]
+    own = _own_views(target.partition("@")[0]) if target else 1
+    # keyed by model, so each opens at its own setting
+    ensemble = st.sidebar.select_slider(
+        "Self-ensemble: rotations/mirrors averaged (better, that many times slower)",
+        list(VIEWS), own, key=f"ensemble_{target}")
     return method, None, tile, ensemble
 
 

@@ -413,6 +413,11 @@ def load_config(workdir: str) -> ConfigDict:
                         ) from None
 
 
+def config_json(config: ConfigDict) -> str:
+    """The config as config.json holds it: sorted keys, indented, a final newline."""
+    return json.dumps(json.loads(config.to_json_best_effort()), indent=2, sort_keys=True) + "\n"
+
+
 def write_config(workdir: str, config: ConfigDict, announce: bool = True) -> list[str]:
     """Writes `workdir/config.json`; returns (and warns about) the keys changed since the last run.
 
@@ -432,7 +437,7 @@ def write_config(workdir: str, config: ConfigDict, announce: bool = True) -> lis
                   + "; ".join(changes))
     if announce:
         os.makedirs(workdir, exist_ok=True)
-        write_text(path, json.dumps(new, indent=2, sort_keys=True) + "\n")
+        write_text(path, config_json(config))
     return changes
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from denoise_jax import baselines, images, pretrained
+from denoise_jax.ensemble import VIEWS
 from denoise_jax.errors import UserError, report_user_error
 
 HELP = "denoise your photos: files, folders or globs -> -o OUT (tiled, any size)"
@@ -56,6 +57,7 @@ EXAMPLES = textwrap.dedent(
 FORMATS = {"png": ".png", "tif": ".tif", "tiff": ".tiff", "jpg": ".jpg", "jpeg": ".jpeg",
            "bmp": ".bmp"}
 _SIXTEEN_BIT = (".png", ".tif", ".tiff")
+ENSEMBLE_VIEWS = tuple(VIEWS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,9 +91,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pixels shared by neighbouring tiles (default: %(default)s)")
     parser.add_argument("--tile-batch", type=int, default=1, metavar="B",
                         help="tiles per model call (default: %(default)s)")
-    parser.add_argument("--ensemble", action="store_true",
-                        help="x8 self-ensemble (rotations and mirrors): a little better, "
-                        "8x slower")
+    parser.add_argument("--ensemble", nargs="?", type=int, const=8, choices=ENSEMBLE_VIEWS,
+                        metavar="N", help="self-ensemble: average over N rotations/mirrors "
+                        "of each tile (1, 2, 4 or 8; bare --ensemble = 8), better and N times "
+                        "slower (default: the model's own setting, e.g. 4 for the shipped "
+                        "Gaussian models and 1 for camera; 1 for --method)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                         help="model compute dtype (default: %(default)s)")
     parser.add_argument("--format", choices=sorted(FORMATS), default=None,
@@ -192,22 +196,27 @@ def _sigma01(sigma255: float | None) -> float | None:
 
 def build_method(args: argparse.Namespace) -> tuple[Callable, str, bool]:
     """(denoise(noisy, sigma) -> out, description, is_classical) from the arguments."""
-    from denoise_jax import inference, methods  # load jax: only when run (see cli.py)
+    from denoise_jax import checkpoints, inference, methods  # load jax: only when run
+    from denoise_jax.ensemble import self_ensemble
 
     options = dict(tile=args.tile, overlap=args.overlap, batch=args.tile_batch,
                    ensemble=args.ensemble, dtype=args.dtype, progress=True)
     if args.method:
-        base = baselines.get_baseline(args.method)
-        if args.ensemble:
+        base, views = baselines.get_baseline(args.method), args.ensemble or 1
+        if views > 1:
             def method(noisy: np.ndarray, sigma: float | None) -> np.ndarray:
-                return inference.ensemble8(lambda x: base(x, sigma), noisy)
+                return self_ensemble(lambda x: base(x, sigma), noisy, views)
         else:
             method = base
-        return method, args.method + (" (x8 ensemble)" if args.ensemble else ""), True
+        return method, args.method + _views_label(views), True
     if not args.model and not args.workdir:
+        names = {channels: pretrained.default_for(channels) for channels in (3, 1)}
+        views = {c: args.ensemble or methods.ensemble_views(
+            checkpoints.load_config(pretrained.find(name))) for c, name in names.items()}
         return _default_method(options), (
-            f"the shipped {pretrained.default_for(3)} (colour) / {pretrained.default_for(1)} "
-            "(grey) models, the default (choose with --model, --method or --workdir)"), False
+            f"the shipped {names[3]} (colour{_views_label(views[3], ', ', '')}) / {names[1]} "
+            f"(grey{_views_label(views[1], ', ', '')}) models, the default (choose with --model, "
+            "--method or --workdir)"), False
     if args.model:
         folder = pretrained.find(args.model)
         denoiser = inference.Denoiser.from_workdir(folder, "best", name=args.model, **options)
@@ -218,9 +227,12 @@ def build_method(args: argparse.Namespace) -> tuple[Callable, str, bool]:
         label = f"workdir {path}@{which or 'best'} (step {denoiser.step})"
     if args.sigma is not None:
         _note("--sigma is ignored: learned models are blind")
-    if args.ensemble:
-        label += " (x8 ensemble)"
-    return denoiser, label, False
+    return denoiser, label + _views_label(denoiser.ensemble), False
+
+
+def _views_label(views: int, start: str = " (", end: str = ")") -> str:
+    """" (x4 self-ensemble)" for 4 views, "" for 1."""
+    return f"{start}x{views} self-ensemble{end}" if views > 1 else ""
 
 
 def _default_method(options: dict[str, Any]) -> Callable:
@@ -366,7 +378,8 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
 
     summary: dict[str, Any] = {"method": label, "tile": args.tile, "overlap": args.overlap,
-                               "ensemble": args.ensemble, "images": rows, "failed": failed}
+                               "ensemble": args.ensemble,  # None: each model's own
+                               "images": rows, "failed": failed}
     scored = [r for r in rows if "psnr" in r]
     if scored:
         summary["mean"] = {k: float(np.mean([r[k] for r in scored]))

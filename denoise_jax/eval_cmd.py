@@ -13,6 +13,7 @@ import argparse
 import textwrap
 
 from denoise_jax import baselines, data, denoise_cmd
+from denoise_jax.ensemble import VIEWS
 from denoise_jax.images import ensure_not_input, write_text
 
 HELP = "score methods on a data set with added or real noise"
@@ -93,6 +94,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="images shown in the figure (default: %(default)s)",
     )
+    p.add_argument("--ensemble", type=int, choices=tuple(VIEWS), metavar="N",
+                   help="learned methods average N rotations/mirrors of each image (1, 2, 4 or "
+                   "8; default: each model's own config `ensemble`)")
     p.add_argument("--list", action="store_true", help="list classical methods and exit")
 
 
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(baselines.names()))
         return 0
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
     dataset = data.load(args.data)
     outputs = [p for p in (args.json, args.csv, args.markdown, args.figure) if p]
     for path in outputs:
@@ -111,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     # An unwritable output folder stops the command before the (long) evaluation.
     denoise_cmd.check_output_folders(outputs)
     noise_spec = None if args.noise == "real" else args.noise
+    methods = {name: evaluate.resolve_method(name, args.ensemble) for name in names}
     report = evaluate.evaluate(
         methods,
         dataset,

@@ -36,10 +36,11 @@ COLOUR_BIAS = ("per image, the largest |mean(output - clean)| over the channels,
                "of 255, averaged over the images (a colour cast; 0 for a neutral method)")
 
 
-def resolve_method(name: str) -> Method:
+def resolve_method(name: str, ensemble: int | None = None) -> Method:
     """Returns the denoiser called `name`: a classical method, a training workdir
-    (`DIR`, `DIR@best|latest`) or a shipped model (`pretrained:NAME`); see `methods.resolve`."""
-    return resolve(name)
+    (`DIR`, `DIR@best|latest`) or a shipped model (`pretrained:NAME`); see `methods.resolve`
+    (`ensemble`: a learned model's self-ensemble views instead of its own)."""
+    return resolve(name, ensemble)
 
 
 @dataclasses.dataclass

@@ -3,11 +3,12 @@
 - `tiled(apply_fn, image, tile, overlap, batch)`: runs a model over overlapping tiles of one
   shape (one compilation) and blends them with a smooth window, so large photos fit in
   memory and show no seams.
-- `ensemble8(fn, image)`: the ×8 geometric self-ensemble (4 rotations × mirror).
 - `Denoiser`: a model + variables behind the evaluation call shape
   `denoise(noisy [H, W, C] float32, sigma) -> [H, W, C] float32 in [0, 1]`, with tiling,
-  optional ensemble, grey/colour adaptation and a compute dtype. `Denoiser.from_spec`
-  loads a training run or a shipped pretrained model (through `methods`).
+  a self-ensemble over rotations/mirrors of each batch of tiles (`denoise_jax/ensemble.py`;
+  as many views as the run's config says unless told otherwise), grey/colour adaptation
+  and a compute dtype. `Denoiser.from_spec` loads a training run or a shipped pretrained
+  model (through `methods`).
 
 Blending window. Along each axis a tile's weight is 0 on the outer `overlap // 4` pixels of
 an edge shared with a neighbour, rises as a raised cosine over the next `overlap // 2`
@@ -20,7 +21,8 @@ a grid of tiles factor into a row part and a column part, so normalising needs t
 arrays, not a full-image weight map.
 
 Memory. Besides the input, `tiled` allocates one float32 accumulator of the image's size
-and one batch of tiles; the model only ever sees tiles.
+and one batch of tiles; the model only ever sees tiles, and the self-ensemble turns tiles,
+not the image, so it costs no image-sized memory.
 
 Grey/colour adaptation (decided here, logged once per `Denoiser` on stderr): a colour model
 given a grey image sees the grey replicated to R = G = B and its three outputs are averaged
@@ -43,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from denoise_jax import local_means, methods
+from denoise_jax.ensemble import check_views, self_ensemble
 from denoise_jax.errors import UserError
 
 ApplyFn = Callable[[Any], Any]  # [B, h, w, C] float32 -> [B, h, w, C]
@@ -189,34 +192,6 @@ def _progress(progress: bool | Progress | None, total: int) -> Callable[[int | N
 
 
 # ---------------------------------------------------------------------------------------
-# Self-ensemble
-
-
-def ensemble8(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> np.ndarray:
-    """Mean of `fn` over the 8 rotations/mirrors of `image`, each transformed back.
-
-    Args:
-      fn: [h, w, C] -> [h, w, C] (called with both orientations when H != W).
-      image: [H, W, C].
-    Returns:
-      [H, W, C] float32.
-    """
-    image = np.asarray(image)
-    total = np.zeros(image.shape, np.float32)
-    for k in range(4):
-        for mirror in (False, True):
-            view = np.rot90(image, k, axes=(0, 1))
-            if mirror:
-                view = view[:, ::-1]
-            out = np.asarray(fn(np.ascontiguousarray(view)), np.float32)
-            if mirror:
-                out = out[:, ::-1]
-            total += np.rot90(out, -k, axes=(0, 1))
-    total /= 8.0
-    return total
-
-
-# ---------------------------------------------------------------------------------------
 # Denoiser: a model behind the evaluation call shape
 
 
@@ -250,22 +225,24 @@ def model_channels(model: Any, variables: Any, size: int = 64) -> int | None:
 class Denoiser:
     """A Flax model + variables as `denoise(noisy [H, W, C] float32, sigma) -> [H, W, C]`.
 
-    The model is blind (`sigma` is ignored). Large images go through `tiled`; `ensemble`
-    averages the ×8 self-ensemble (8× slower). Compiled once per tile/image shape (jax.jit's
-    cache; the variables are an argument, not baked-in constants).
+    The model is blind (`sigma` is ignored). Large images go through `tiled`; each batch of
+    tiles is averaged over `ensemble` views (rotations/mirrors, that many times slower).
+    Compiled once per tile/image shape (jax.jit's cache; the variables are an argument, not
+    baked-in constants).
 
     Args:
       model: a Flax Linen module applied as `apply(variables, x, train=False)`.
       variables: its variables ({"params": ..., maybe "batch_stats": ...}).
       from_logits: the model returns logits (apply a sigmoid).
       tile, overlap, batch: see `tiled`.
-      ensemble: ×8 self-ensemble.
+      ensemble: views of the self-ensemble, 1 (none), 2, 4 or 8; `from_workdir` takes the
+        run's config `ensemble` unless given.
       dtype: compute dtype, "float32", "bfloat16" or "float16" (parameters stay float32).
       channels: channels the weights expect (1 or 3); None = find out (`model_channels`).
       name: shown in messages.
       progress: tqdm bar over the tiles of a large image.
-      keep_means: end with `local_means.keep_local_means` on the whole (tiled, maybe
-        self-ensembled) output; `from_workdir` takes it from the run's config.
+      keep_means: end with `local_means.keep_local_means` on the whole (tiled) output;
+        `from_workdir` takes it from the run's config.
     """
 
     blind = True
@@ -279,7 +256,7 @@ class Denoiser:
         tile: int = 512,
         overlap: int = 32,
         batch: int = 1,
-        ensemble: bool = False,
+        ensemble: int = 1,
         dtype: str = "float32",
         channels: int | None = None,
         name: str = "model",
@@ -296,7 +273,7 @@ class Denoiser:
         self.variables = variables
         self.from_logits = from_logits
         self.tile, self.overlap, self.batch = tile, overlap, batch
-        self.ensemble = ensemble
+        self.ensemble = check_views(ensemble)
         self.dtype = dtype
         self.name = name
         self.progress = progress
@@ -318,6 +295,8 @@ class Denoiser:
         run = methods.load_run(workdir, which)
         kwargs.setdefault("name", os.path.basename(os.path.normpath(workdir)))
         kwargs.setdefault("keep_means", methods.keeps_means(run.config))
+        if kwargs.get("ensemble") is None:
+            kwargs["ensemble"] = methods.ensemble_views(run.config)
         denoiser = cls(run.model, run.variables, from_logits=run.from_logits, **kwargs)
         denoiser.step = run.step
         return denoiser
@@ -327,8 +306,12 @@ class Denoiser:
         return methods.Method(self.name, self, blind=True, step=self.step)
 
     def apply(self, x: Any) -> np.ndarray:
-        """x: [B, h, w, C] float32 -> [B, h, w, C] float32 in [0, 1], adapting C (see module)."""
-        x = np.asarray(x, np.float32)
+        """x: [B, h, w, C] float32 -> [B, h, w, C] float32 in [0, 1]: the model averaged over
+        the self-ensemble's views, adapting C (see module)."""
+        return self_ensemble(self._apply_view, np.asarray(x, np.float32), self.ensemble,
+                             axes=(1, 2))
+
+    def _apply_view(self, x: np.ndarray) -> np.ndarray:
         b, h, w, c = x.shape
         want = self.channels
         try:
@@ -358,7 +341,7 @@ class Denoiser:
             print(f"note: {self.name}: {message}", file=sys.stderr, flush=True)
 
     def denoise_array(self, image: np.ndarray) -> np.ndarray:
-        """image: [H, W, C] float32 -> [H, W, C] float32 in [0, 1] (tiled, no ensemble)."""
+        """image: [H, W, C] float32 -> [H, W, C] float32 in [0, 1] (tiled, self-ensembled)."""
         return tiled(self.apply, image, self.tile, self.overlap, self.batch, self.progress)
 
     def __call__(self, noisy: np.ndarray, sigma: float | None = None) -> np.ndarray:
@@ -366,10 +349,7 @@ class Denoiser:
         noisy = np.asarray(noisy, np.float32)
         if noisy.ndim != 3 or noisy.shape[2] not in (1, 3):
             raise ValueError(f"expected a [H, W, C] image with C in {{1, 3}}, got {noisy.shape}")
-        if self.ensemble:
-            out = ensemble8(self.denoise_array, noisy)
-        else:
-            out = self.denoise_array(noisy)
+        out = self.denoise_array(noisy)
         np.clip(out, 0.0, 1.0, out=out)
         return local_means.keep_local_means(noisy, out) if self.keep_means else out
 

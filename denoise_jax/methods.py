@@ -6,7 +6,9 @@
 - `parse_spec("DIR" | "DIR@best|latest" | "pretrained:NAME[@...]")` and `load_run`: a
   training workdir or a shipped model (same layout) -> (model, variables, from_logits, step).
 - `keeps_means(config)`: whether the run's denoiser ends with `local_means.keep_local_means`
-  (config `keep_means`; both `make_method` and `inference.Denoiser` honour it).
+  (config `keep_means`), and `ensemble_views(config)`: how many rotations/mirrors its
+  self-ensemble averages (config `ensemble`, `denoise_jax/ensemble.py`); both
+  `make_method` and `inference.Denoiser` honour them.
 - `Method`: a denoiser `method(noisy [H, W, C] float32, sigma) -> [H, W, C]` with its traits
   as fields (name, blind, uses σ, compiles per shape, step), which is what `evaluate` scores.
 - `resolve(name)`: a classical method by name, or a workdir / shipped model spec.
@@ -32,6 +34,7 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from denoise_jax import baselines, checkpoints, local_means, models, pretrained
+from denoise_jax.ensemble import check_views, self_ensemble
 from denoise_jax.errors import UserError
 
 PRETRAINED_PREFIX = "pretrained:"
@@ -120,19 +123,23 @@ def predict(model: nn.Module, from_logits: bool, variables: dict, x: jax.Array) 
 
 def make_method(model: nn.Module, variables: dict[str, Any], from_logits: bool,
                 name: str = "model", step: int | None = None,
-                keep_means: bool = False) -> Method:
+                keep_means: bool = False, ensemble: int = 1) -> Method:
     """A blind whole-image `Method` for a model and its variables (`inference.Denoiser` adds
-    tiling and self-ensembling); `keep_means`: `local_means.keep_local_means` on its output,
-    as the run's config says (`keeps_means`)."""
+    tiling); `keep_means`: `local_means.keep_local_means` on its output, and
+    `ensemble`: the views its self-ensemble averages (`ensemble.self_ensemble`), as the
+    run's config says (`keeps_means`, `ensemble_views`)."""
+    views = check_views(ensemble)
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        try:
+            return np.asarray(predict(model, from_logits, variables, jnp.asarray(x)))
+        except flax.errors.ScopeParamShapeError as e:
+            raise UserError(f"{name} cannot denoise an image of shape {tuple(x.shape[1:])}: "
+                            "its weights fit the training images' size/channels only") from e
 
     def denoise(noisy: np.ndarray, sigma: float | None = None) -> np.ndarray:
-        x = jnp.asarray(noisy, jnp.float32)[None]
-        try:
-            out = predict(model, from_logits, variables, x)
-        except flax.errors.ScopeParamShapeError as e:
-            raise UserError(f"{name} cannot denoise an image of shape {tuple(noisy.shape)}: its "
-                            "weights fit the training images' size/channels only") from e
-        out = np.asarray(out[0])
+        x = np.asarray(noisy, np.float32)[None]
+        out = self_ensemble(forward, x, views, axes=(1, 2))[0]
         return local_means.keep_local_means(noisy, out) if keep_means else out
 
     return Method(name, denoise, blind=True, compiles_per_shape=True, step=step)
@@ -202,20 +209,29 @@ def keeps_means(config: ConfigDict) -> bool:
     return bool(config.get("keep_means", False))
 
 
-def load_method(workdir: str, which: str = "best") -> Method:
-    """The run in `workdir` as a blind whole-image `Method` (named after its folder)."""
+def ensemble_views(config: ConfigDict) -> int:
+    """How many rotations/mirrors a run's denoiser averages (config `ensemble`; 1, none,
+    for configs without it)."""
+    return check_views(int(config.get("ensemble", 1)))
+
+
+def load_method(workdir: str, which: str = "best", ensemble: int | None = None) -> Method:
+    """The run in `workdir` as a blind whole-image `Method` (named after its folder);
+    `ensemble`: self-ensemble views instead of the run's own (`ensemble_views`)."""
     run = load_run(workdir, which)
     name = os.path.basename(os.path.normpath(workdir))
     return make_method(run.model, run.variables, run.from_logits, name, run.step,
-                       keep_means=keeps_means(run.config))
+                       keep_means=keeps_means(run.config),
+                       ensemble=ensemble or ensemble_views(run.config))
 
 
-def resolve(name: str) -> Method:
-    """The method called `name`: a classical one, or a run spec (see `parse_spec`)."""
+def resolve(name: str, ensemble: int | None = None) -> Method:
+    """The method called `name`: a classical one, or a run spec (see `parse_spec`; with
+    `ensemble` self-ensemble views instead of its config's)."""
     if name in baselines.names():
         return classical(name)
     if is_run_spec(name):
-        return load_method(*parse_spec(name, "method"))
+        return load_method(*parse_spec(name, "method"), ensemble=ensemble)
     raise UserError(
         f"unknown method {name!r}: use a classical method "
         f"({', '.join(baselines.names())}) or a training workdir"

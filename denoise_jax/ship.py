@@ -16,6 +16,8 @@
    `denoise-jax eval` commands that reproduce each row.
 `--rescore NAME` redoes steps 2 and 3 for a model already shipped (after a change to how its
 denoiser runs, say) and replaces the card's tables and config, keeping the training lines.
+`--ensemble N` sets the shipped model's self-ensemble (config `ensemble`: the rotations and
+mirrors its denoiser averages, `denoise_jax/ensemble.py`) before it is scored.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import jax
 import numpy as np
 
 from denoise_jax import checkpoints, curves, data, evaluate, methods, metrics, pretrained, train
+from denoise_jax.ensemble import VIEWS
 from denoise_jax.errors import UserError, report_user_error
 from denoise_jax.images import write_text
 from denoise_jax.inference import Denoiser
@@ -134,7 +137,8 @@ def photos_section(method: str, name: str, config, seed: int = 0,
              "*8-bit*: the noisy input clipped and rounded to 8 bits, as a photo file holds "
              f"it. Colour bias: {evaluate.COLOUR_BIAS}. Worst vs BM3D: the photo where the "
              "method falls furthest below BM3D, and by how much. s/MP on this machine "
-             "(8-bit run)." + (KEEPS_MEANS if methods.keeps_means(config) else ""), ""]
+             "(8-bit run)." + (KEEPS_MEANS if methods.keeps_means(config) else "")
+             + ensemble_note(config), ""]
     for data_spec, noise_spec in photos_protocol(config):
         table = photos_table(method, name, data_spec, noise_spec, seed, crop)
         print(f"{data_spec} {noise_spec}\n{table}\n", flush=True)
@@ -150,10 +154,29 @@ KEEPS_MEANS = (" The model's denoiser puts the noisy input's 16-pixel local mean
                "row here as in `denoise-jax denoise`.")
 
 
+def ensemble_note(config) -> str:
+    views = methods.ensemble_views(config)
+    if views == 1:
+        return ""
+    return (f" The model's denoiser averages {views} views of each photo (rotations, mirrors; "
+            "config `ensemble`, `denoise_jax/ensemble.py`) in every row here as in "
+            "`denoise-jax denoise`; its s/MP includes them.")
+
+
+def set_ensemble(folder: str, views: int | None):
+    """The shipped model's config, with `ensemble` set to `views` (and written) if given."""
+    config = checkpoints.load_config(folder)
+    if views is not None:
+        config.ensemble = views
+        write_text(os.path.join(folder, checkpoints.CONFIG), checkpoints.config_json(config))
+    return config
+
+
 def rescore(name: str, root: str = pretrained.ROOT, seeds: tuple[int, ...] = (0, 1),
-            crop: int | None = None) -> str:
+            crop: int | None = None, ensemble: int | None = None) -> str:
     """Re-scores a shipped model: replaces its card's tables and config (everything from the
-    first held-out section on) and keeps the lines on its training; returns the card."""
+    first held-out section on) and keeps the lines on its training; returns the card.
+    `ensemble`: set the model's self-ensemble views first (`set_ensemble`)."""
     folder = pretrained.find(name, root)
     text = pretrained.model_card(name, root)
     start = text.find(PHOTOS_HEADING)
@@ -162,7 +185,7 @@ def rescore(name: str, root: str = pretrained.ROOT, seeds: tuple[int, ...] = (0,
     if start < 0:
         raise UserError(f"{os.path.join(folder, pretrained.CARD)} has no '{PHOTOS_HEADING}' "
                         f"section to replace; ship the run again instead of --rescore")
-    config = checkpoints.load_config(folder)
+    config = set_ensemble(folder, ensemble)
     method = f"pretrained:{name}" if root == pretrained.ROOT else folder
     text = text[:start] + scores_sections(name, method, folder, list(seeds), config, crop)
     write_text(os.path.join(folder, pretrained.CARD), text)
@@ -254,11 +277,13 @@ def training_time(workdir: str, upto: int) -> tuple[float, float | None]:
 def score_table(method: str, folder: str, name: str, data_spec: str, noise_spec: str,
                 seeds: list[int], crop: int | None = None) -> tuple[str, dict]:
     """A markdown table (mean over seeds) of noisy, NLM, BM3D (from the scores cache), the
-    model (`method`, as `denoise-jax eval` names it) and the model with the ×8 self-ensemble
-    (`denoise --ensemble`, loaded from `folder`); and the raw means {label: [PSNR, SSIM]}."""
+    model (`method`, as `denoise-jax eval` names it: with its own self-ensemble), and with
+    the ×8 one unless that is its own (`denoise --ensemble 8`, loaded from `folder`); and
+    the raw means {label: [PSNR, SSIM]}."""
     dataset = data.load(data_spec)
-    models = {name: evaluate.resolve_method(method),
-              f"{name} ×8 ensemble": Denoiser.from_workdir(folder, ensemble=True).as_method()}
+    models = {name: evaluate.resolve_method(method)}
+    if methods.ensemble_views(checkpoints.load_config(folder)) != 8:
+        models[f"{name} ×8 ensemble"] = Denoiser.from_workdir(folder, ensemble=8).as_method()
     sums: dict[str, np.ndarray] = {}
     sigma: dict[str, str] = {}
     for seed in seeds:
@@ -320,7 +345,7 @@ def scores_sections(name: str, method: str, folder: str, seeds: list[int], confi
                     crop: int | None = None) -> str:
     """The card from its first held-out section on: photos:val, the scikit-image test
     photos (mean over `seeds`, with the ×8 ensemble) and the config."""
-    config_json = json.dumps(json.loads(config.to_json_best_effort()), indent=2, sort_keys=True)
+    config_json = checkpoints.config_json(config).rstrip("\n")
     lines = [photos_section(method, name, config, seeds[0], crop), SKIMAGE_HEADING, ""]
     lines += [
         f"Mean over noise seeds {', '.join(map(str, seeds))} of the whole test photos "
@@ -402,18 +427,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", default=pretrained.ROOT, help="where models are shipped")
     parser.add_argument("--crop", type=int, help="score centre crops (quick checks; the card "
                         "of a shipped model uses whole photos)")
+    parser.add_argument("--ensemble", type=int, choices=tuple(VIEWS), metavar="N",
+                        help="the shipped denoiser's self-ensemble: rotations/mirrors it "
+                        "averages, 1, 2, 4 or 8 (default: the run's config `ensemble`, else 1)")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     seeds = args.seeds
     if args.rescore:
-        rescore(args.rescore, args.root, tuple(seeds), crop=args.crop)
+        rescore(args.rescore, args.root, tuple(seeds), crop=args.crop, ensemble=args.ensemble)
         print(f"updated the card of {args.rescore}")
         return 0
     dest = os.path.join(args.root, args.name)
     step = methods.export(args.run_dir, dest, args.which)
-    config = checkpoints.load_config(dest)
+    config = set_ensemble(dest, args.ensemble)
     earlier = started_from(args.run_dir, config.get("init_from"))
     ship_curve(args.run_dir, dest, args.name, config, earlier)
     method = f"pretrained:{args.name}" if args.root == pretrained.ROOT else dest

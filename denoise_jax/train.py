@@ -226,6 +226,8 @@ def run_evaluation(model, state, from_logits, config, dataset, workdir, step, wr
                    samples: bool) -> float:
     """Validation PSNR/SSIM through the shared `evaluate` module; writes samples when asked."""
     name = config.model.name
+    # No self-ensemble here (config `ensemble` is the shipped denoiser's): the curve stays
+    # comparable between runs and validation costs one pass.
     method = methods.make_method(model, local_copy(eval_variables(state)), from_logits, name,
                                  keep_means=methods.keeps_means(config))
     noise_spec = config.eval.get("noise") or None

@@ -103,6 +103,9 @@ def get_config() -> ConfigDict:
     # The denoiser (validation, eval, CLI, app) puts the noisy input's 16-px local means back
     # after the network (denoise_jax/local_means.py); only right for zero-mean noise.
     config.keep_means = False
+    # The denoiser (eval, CLI, app; not validation) averages the network over this many
+    # rotations/mirrors of each input: 1, 2, 4 or 8 (denoise_jax/ensemble.py).
+    config.ensemble = 1
     config.sample_every = 1000
     config.keep = 3
     config.early_stop_patience = config_dict.placeholder(int)

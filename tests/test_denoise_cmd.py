@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -219,6 +220,15 @@ def test_pretrained_lookup(workdir, pair, tmp_path, monkeypatch):
     assert images.read_image(str(tmp_path / "o.png")).pixels.shape == (64, 64, 3)
 
 
+def test_ensemble_takes_a_view_count_and_defaults_to_the_models_own(capsys):
+    assert parse("x.png", "-o", "y.png").ensemble is None  # the model's config decides
+    assert parse("x.png", "-o", "y.png", "--ensemble").ensemble == 8
+    assert parse("x.png", "-o", "y.png", "--ensemble", "2").ensemble == 2
+    with pytest.raises(SystemExit) as e:
+        parse("x.png", "-o", "y.png", "--ensemble", "3")
+    assert e.value.code == 2 and "invalid choice: 3" in capsys.readouterr().err
+
+
 def test_help_has_examples_and_an_output_is_required(capsys):
     with pytest.raises(SystemExit) as e:
         parse("--help")
@@ -236,8 +246,9 @@ def test_without_a_method_the_best_shipped_model_for_the_channels_is_used(tmp_pa
     images.write_image(str(grey), skimage.data.camera()[:48, :40, None] / 255.0)
     assert denoise(colour, grey, "-o", tmp_path / "out/") == 0
     said = capsys.readouterr().out
-    assert f"the shipped {pretrained.default_for(3)} (colour) / {pretrained.default_for(1)} " \
-           "(grey) models, the default" in said
+    assert re.search(rf"the shipped {pretrained.default_for(3)} \(colour(, x\d self-ensemble)?\) "
+                     rf"/ {pretrained.default_for(1)} \(grey(, x\d self-ensemble)?\) models, "
+                     "the default", said)
     for name, channels in (("colour", 3), ("grey", 1)):
         named = tmp_path / f"{name}_named.png"
         assert denoise(tmp_path / f"{name}.png", "-o", named, "--model",

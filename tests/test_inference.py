@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from scipy.ndimage import uniform_filter
 
-from denoise_jax import models
+from denoise_jax import methods, models
+from denoise_jax.ensemble import VIEWS, check_views, self_ensemble
 from denoise_jax.errors import UserError
-from denoise_jax.inference import Denoiser, edge_ramp, ensemble8, tile_starts, tiled
+from denoise_jax.inference import Denoiser, edge_ramp, tile_starts, tiled
 
 
 @pytest.fixture(scope="module")
@@ -112,31 +113,84 @@ def test_progress_callback_reaches_the_tile_count():
     assert calls[-1] == (16, 16) and [d for d, _ in calls] == [4, 8, 12, 16]
 
 
-def test_ensemble_of_an_equivariant_function_is_the_function():
+@pytest.mark.parametrize("views", [2, 4, 8])
+def test_ensemble_of_an_equivariant_function_is_the_function(views):
     image = np.random.default_rng(4).random((23, 31, 3), dtype=np.float32)
-    np.testing.assert_allclose(ensemble8(lambda x: x, image), image, atol=1e-6)
+    np.testing.assert_allclose(self_ensemble(lambda x: x, image, views), image, atol=1e-6)
 
     def blur(x):
         return uniform_filter(x, size=(3, 3, 1), mode="reflect")
 
-    np.testing.assert_allclose(ensemble8(blur, image), blur(image), atol=1e-6)
+    np.testing.assert_allclose(self_ensemble(blur, image, views), blur(image), atol=1e-6)
     # A direction-dependent filter is not equivariant: the ensemble changes it.
     def shift(x):
         return np.roll(x, 1, axis=1)
 
-    assert np.abs(ensemble8(shift, image) - shift(image)).max() > 0.1
+    assert np.abs(self_ensemble(shift, image, views) - shift(image)).max() > 0.1
+    # The same on a batch of tiles, turned in the plane of axes 1 and 2.
+    batch = np.stack([image, image[::-1]])
+    np.testing.assert_allclose(self_ensemble(lambda x: x, batch, views, axes=(1, 2)), batch,
+                               atol=1e-6)
 
 
-def test_ensembled_model_differs_from_plain_but_stays_close(dncnn):
+def test_ensemble_views_are_the_turns_and_mirrors_named():
+    """2 views: the photo and its half turn; 4: the quarter turns; 8: those and mirrors. Each
+    view is a distinct orientation (a 2×3 image with distinct pixels tells them apart)."""
+    image = np.arange(6, dtype=np.float32).reshape(2, 3, 1)
+    for views in VIEWS:
+        seen: list[np.ndarray] = []
+
+        def record(x, seen=seen):
+            seen.append(x.copy())
+            return x
+
+        self_ensemble(record, image, views)
+        assert len(seen) == views
+        assert len({(v.shape, v.tobytes()) for v in seen}) == views
+        assert sum(v.shape == (3, 2, 1) for v in seen) == (views // 2 if views > 2 else 0)
+    for bad in (0, 3, 16, True):
+        with pytest.raises(UserError, match="1, 2, 4, 8 views"):
+            check_views(bad)
+
+
+@pytest.mark.parametrize("views", [4, 8])
+def test_ensembled_model_differs_from_plain_but_stays_close(dncnn, views):
     import skimage.data
 
     model, variables = dncnn
     image = skimage.data.astronaut()[100:148, 100:164].astype(np.float32) / 255
     plain = Denoiser(model, variables)(image)
-    both = Denoiser(model, variables, ensemble=True)(image)
+    both = Denoiser(model, variables, ensemble=views)(image)
     assert both.shape == image.shape and both.min() >= 0 and both.max() <= 1
     assert np.abs(both - plain).max() > 1e-3
     assert np.abs(both - plain).mean() < 0.25 * np.abs(plain - image).mean()
+
+
+def test_a_models_config_sets_its_ensemble_and_a_caller_can_override_it():
+    """Shipped Gaussian models average 4 views (config `ensemble`); camera noise, demosaicked
+    with a direction, is denoised as it is; `ensemble=N` overrides either."""
+    assert Denoiser.from_spec("pretrained:gauss_rgb").ensemble == 4
+    assert Denoiser.from_spec("pretrained:gauss_gray").ensemble == 4
+    assert Denoiser.from_spec("pretrained:camera").ensemble == 1
+    assert Denoiser.from_spec("pretrained:camera", ensemble=2).ensemble == 2
+    image = np.random.default_rng(7).random((40, 48, 3), dtype=np.float32)
+    own, one = (methods.resolve(name, views)(image) for name, views in
+                (("pretrained:gauss_rgb", None), ("pretrained:gauss_rgb", 1)))
+    np.testing.assert_allclose(own, Denoiser.from_spec("pretrained:gauss_rgb")(image),
+                               atol=1e-4)
+    assert np.abs(own - one).max() > 1e-3
+
+
+def test_tiled_ensemble_matches_the_whole_image_one(dncnn):
+    """The Denoiser turns each batch of tiles; the evaluation method turns the whole image.
+    With a receptive field inside the tiles' blend margin both give the same photo."""
+    model, variables = dncnn
+    image = np.random.default_rng(6).random((150, 170, 3), dtype=np.float32)
+    whole = methods.make_method(model, variables, False, ensemble=4)(image)
+    tiles = Denoiser(model, variables, tile=64, overlap=24, batch=3, ensemble=4)(image)
+    np.testing.assert_allclose(tiles, np.clip(whole, 0, 1), atol=1e-4)
+    with pytest.raises(UserError, match="views"):
+        Denoiser(model, variables, ensemble=3)
 
 
 def test_denoiser_tiles_and_matches_the_whole_model(dncnn):

@@ -94,8 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ensemble", nargs="?", type=int, const=8, choices=ENSEMBLE_VIEWS,
                         metavar="N", help="self-ensemble: average over N rotations/mirrors "
                         "of each tile (1, 2, 4 or 8; bare --ensemble = 8), better and N times "
-                        "slower (default: the model's own setting, e.g. 4 for the shipped "
-                        "Gaussian models and 1 for camera; 1 for --method)")
+                        "slower (default: the model's own setting: 4 for the shipped gauss_rgb, "
+                        "2 for gauss_gray, 1 for camera; 1 for --method)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                         help="model compute dtype (default: %(default)s)")
     parser.add_argument("--format", choices=sorted(FORMATS), default=None,

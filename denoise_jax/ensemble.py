@@ -7,7 +7,7 @@ can come out worse, so each model's config says how many views its denoiser uses
 (`config.ensemble`, read by `methods.ensemble_views`; 1 = none).
 
 - `VIEWS`: the view sets by size: 2 = the photo and its 180° turn, 4 = the four 90° turns,
-  8 = those four and their mirrors.
+  8 = those four and their mirrors (`NAMES` says so in words, for cards and messages).
 - `self_ensemble(fn, x, views, axes)`: the mean of `fn` over those views of `x`.
 """
 
@@ -26,6 +26,8 @@ VIEWS: dict[int, tuple[tuple[int, bool], ...]] = {
     4: tuple((k, False) for k in range(4)),
     8: tuple((k, mirror) for k in range(4) for mirror in (False, True)),
 }
+NAMES = {1: "the input only", 2: "the input and its half turn", 4: "the four quarter turns",
+         8: "the four quarter turns and their mirrors"}
 
 
 def check_views(views: int) -> int:

@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 from denoise_jax import checkpoints, curves, data, evaluate, methods, metrics, pretrained, train
-from denoise_jax.ensemble import VIEWS
+from denoise_jax.ensemble import NAMES, VIEWS
 from denoise_jax.errors import UserError, report_user_error
 from denoise_jax.images import write_text
 from denoise_jax.inference import Denoiser
@@ -158,9 +158,9 @@ def ensemble_note(config) -> str:
     views = methods.ensemble_views(config)
     if views == 1:
         return ""
-    return (f" The model's denoiser averages {views} views of each photo (rotations, mirrors; "
-            "config `ensemble`, `denoise_jax/ensemble.py`) in every row here as in "
-            "`denoise-jax denoise`; its s/MP includes them.")
+    return (f" It averages the network over {views} views of each tile ({NAMES[views]}; config "
+            "`ensemble`, `denoise_jax/ensemble.py`) in every row here as in `denoise-jax "
+            "denoise`; its s/MP includes them.")
 
 
 def set_ensemble(folder: str, views: int | None):

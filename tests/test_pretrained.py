@@ -71,7 +71,7 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, p
                    "denoise-jax eval --methods noisy,nlm,bm3d,pretrained:gauss_gray",
                    "skimage:test:gray", "Steps**: 4", "CPU", "| gauss_gray ×8 ensemble |",
                    ship.PHOTOS_HEADING, "### `photos:val:gray`, noise `gaussian:50`",
-                   "--input 8bit --worst-vs bm3d", f"]({ship.CURVE})", "averages 4 views"):
+                   "--input 8bit --worst-vs bm3d", f"]({ship.CURVE})", "over 2 views"):
         assert needle in text, needle
     assert text.count("### ") == 2 * len(ship.GAUSS_LEVELS)  # photos:val, then skimage
     row = next(line for line in text.splitlines() if line.startswith("| gauss_gray |"))
@@ -82,9 +82,9 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, p
     # classical scores cached: photos:val at 3 noise levels × 2 inputs, the test photos at
     # 3 noise levels (seed 0), and the validation references; a re-score reuses them exactly
     assert len(os.listdir(tmp_path / "scores")) == 10
-    again = ship.rescore("gauss_gray", str(root), (0,), crop=24, ensemble=2)
-    assert "averages 2 views" in again
-    assert checkpoints.load_config(str(root / "gauss_gray")).ensemble == 2
+    again = ship.rescore("gauss_gray", str(root), (0,), crop=24, ensemble=4)
+    assert "over 4 views" in again
+    assert checkpoints.load_config(str(root / "gauss_gray")).ensemble == 4
     for heading in (ship.PHOTOS_HEADING, ship.SKIMAGE_HEADING, "## Config", ship.STEPS):
         assert again.count(heading) == 1, heading
     assert again.count("### ") == 2 * len(ship.GAUSS_LEVELS) and ship.KEEPS_MEANS in again

@@ -62,14 +62,19 @@ def test_bad_specs_are_one_line_exit_2(photo_dir, tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
-def test_eval_ensemble_overrides_a_models_own_views(photo_dir, tmp_path):
+def test_eval_ensemble_overrides_a_models_own_views(tmp_path):
+    import skimage.data
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(skimage.data.astronaut()[:64, :80]).save(photos / "astronaut.png")
     scores = {}
     for views in ("1", "2"):
         out = tmp_path / f"x{views}.json"
-        r = run("eval", "--methods", "pretrained:gauss_rgb", "--data", f"folder:{photo_dir}",
-                "--crop", "48", "--ensemble", views, "--json", str(out))
+        r = run("eval", "--methods", "pretrained:gauss_rgb", "--data", f"folder:{photos}",
+                "--ensemble", views, "--json", str(out))
         assert r.returncode == 0, r.stderr
-        scores[views] = json.loads(out.read_text())["methods"]["gauss_rgb"]["psnr"]
+        scores[views] = json.loads(out.read_text())["methods"]["pretrained:gauss_rgb"]["psnr"]
     assert scores["1"] != scores["2"]
     r = run("eval", "--methods", "pretrained:gauss_rgb", "--ensemble", "3")
     assert r.returncode == 2 and "invalid choice" in r.stderr

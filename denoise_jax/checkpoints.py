@@ -423,7 +423,8 @@ def write_config(workdir: str, config: ConfigDict, announce: bool = True) -> lis
 
     Only process 0 writes; `announce=False` on the other processes.
     """
-    new = json.loads(config.to_json_best_effort())
+    text = config_json(config)
+    new = json.loads(text)
     path = os.path.join(workdir, CONFIG)
     changes = []
     if os.path.exists(path):
@@ -437,7 +438,7 @@ def write_config(workdir: str, config: ConfigDict, announce: bool = True) -> lis
                   + "; ".join(changes))
     if announce:
         os.makedirs(workdir, exist_ok=True)
-        write_text(path, config_json(config))
+        write_text(path, text)
     return changes
 
 

@@ -57,7 +57,6 @@ EXAMPLES = textwrap.dedent(
 FORMATS = {"png": ".png", "tif": ".tif", "tiff": ".tiff", "jpg": ".jpg", "jpeg": ".jpeg",
            "bmp": ".bmp"}
 _SIXTEEN_BIT = (".png", ".tif", ".tiff")
-ENSEMBLE_VIEWS = tuple(VIEWS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pixels shared by neighbouring tiles (default: %(default)s)")
     parser.add_argument("--tile-batch", type=int, default=1, metavar="B",
                         help="tiles per model call (default: %(default)s)")
-    parser.add_argument("--ensemble", nargs="?", type=int, const=8, choices=ENSEMBLE_VIEWS,
+    parser.add_argument("--ensemble", nargs="?", type=int, const=8, choices=tuple(VIEWS),
                         metavar="N", help="self-ensemble: average over N rotations/mirrors "
                         "of each tile (1, 2, 4 or 8; bare --ensemble = 8), better and N times "
                         "slower (default: the model's own setting: 4 for the shipped gauss_rgb, "
@@ -211,8 +210,8 @@ def build_method(args: argparse.Namespace) -> tuple[Callable, str, bool]:
         return method, args.method + _views_label(views), True
     if not args.model and not args.workdir:
         names = {channels: pretrained.default_for(channels) for channels in (3, 1)}
-        views = {c: args.ensemble or methods.ensemble_views(
-            checkpoints.load_config(pretrained.find(name))) for c, name in names.items()}
+        views = {c: methods.ensemble_views(checkpoints.load_config(pretrained.find(name)),
+                                           args.ensemble) for c, name in names.items()}
         return _default_method(options), (
             f"the shipped {names[3]} (colour{_views_label(views[3], ', ', '')}) / {names[1]} "
             f"(grey{_views_label(views[1], ', ', '')}) models, the default (choose with --model, "

@@ -295,8 +295,7 @@ class Denoiser:
         run = methods.load_run(workdir, which)
         kwargs.setdefault("name", os.path.basename(os.path.normpath(workdir)))
         kwargs.setdefault("keep_means", methods.keeps_means(run.config))
-        if kwargs.get("ensemble") is None:
-            kwargs["ensemble"] = methods.ensemble_views(run.config)
+        kwargs["ensemble"] = methods.ensemble_views(run.config, kwargs.get("ensemble"))
         denoiser = cls(run.model, run.variables, from_logits=run.from_logits, **kwargs)
         denoiser.step = run.step
         return denoiser

@@ -6,7 +6,7 @@
 - `parse_spec("DIR" | "DIR@best|latest" | "pretrained:NAME[@...]")` and `load_run`: a
   training workdir or a shipped model (same layout) -> (model, variables, from_logits, step).
 - `keeps_means(config)`: whether the run's denoiser ends with `local_means.keep_local_means`
-  (config `keep_means`), and `ensemble_views(config)`: how many rotations/mirrors its
+  (config `keep_means`), and `ensemble_views(config, override)`: how many rotations/mirrors its
   self-ensemble averages (config `ensemble`, `denoise_jax/ensemble.py`); both
   `make_method` and `inference.Denoiser` honour them.
 - `Method`: a denoiser `method(noisy [H, W, C] float32, sigma) -> [H, W, C]` with its traits
@@ -209,10 +209,10 @@ def keeps_means(config: ConfigDict) -> bool:
     return bool(config.get("keep_means", False))
 
 
-def ensemble_views(config: ConfigDict) -> int:
-    """How many rotations/mirrors a run's denoiser averages (config `ensemble`; 1, none,
-    for configs without it)."""
-    return check_views(int(config.get("ensemble", 1)))
+def ensemble_views(config: ConfigDict, override: int | None = None) -> int:
+    """How many rotations/mirrors a run's denoiser averages: `override` when given, else
+    config `ensemble` (1, none, for configs without it)."""
+    return check_views(int(config.get("ensemble", 1)) if override is None else override)
 
 
 def load_method(workdir: str, which: str = "best", ensemble: int | None = None) -> Method:
@@ -222,7 +222,7 @@ def load_method(workdir: str, which: str = "best", ensemble: int | None = None) 
     name = os.path.basename(os.path.normpath(workdir))
     return make_method(run.model, run.variables, run.from_logits, name, run.step,
                        keep_means=keeps_means(run.config),
-                       ensemble=ensemble or ensemble_views(run.config))
+                       ensemble=ensemble_views(run.config, ensemble))
 
 
 def resolve(name: str, ensemble: int | None = None) -> Method:

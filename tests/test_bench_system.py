@@ -1,6 +1,7 @@
 """benchmarks/system.py: every case in its smallest form, its rows' schema and sanity."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -53,7 +54,8 @@ def test_memory_cases_measure_the_cli_and_write_the_plot(tmp_path):
     points = rss["config"]["points"]
     assert [round(p["megapixels"], 1) for p in points] == list(mps)
     # A JAX process holds well over 100 MB; each point is its own fresh CLI process.
-    assert all(100 < p["peak_rss_mb"] < system.LIMIT_MB and p["seconds"] > 0 for p in points)
+    assert all(100 < p["peak_rss_mb"] < system.LIMIT_MB and p["seconds"] > 0
+               for p in points), points
     for fit in (rss["config"]["rss_fit"], seconds["config"]["seconds_fit"]):
         assert 0.0 <= fit["r2"] <= 1.0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -64,6 +66,16 @@ def test_memory_cases_measure_the_cli_and_write_the_plot(tmp_path):
     check_row(one, "memory/denoise_24mp", "MB", peer=False)
     assert one["config"]["limit_mb"] == 3072 and one["config"]["under_limit"] is True
     assert "--workdir" in one["config"]["command"]
+
+
+def test_a_childs_peak_rss_is_its_own_not_its_large_parents():
+    ballast = np.ones(200_000_000)  # 1.6 GB touched here, in the parent
+    small = system.run_measured([sys.executable, "-c", "pass"])
+    big = system.run_measured([sys.executable, "-c", "import numpy; a = numpy.ones(50_000_000)"])
+    del ballast
+    assert small["rc"] == 0 and big["rc"] == 0
+    assert 1 < small["peak_rss_mb"] < 200, small["peak_rss_mb"]
+    assert 400 < big["peak_rss_mb"] < 1000, big["peak_rss_mb"]
 
 
 def test_data_case_compares_the_pipeline_with_the_train_step():

@@ -145,7 +145,7 @@ def train_step(
         step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema,
         batch_stats=updates.get("batch_stats", state.batch_stats),
     )
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
                "lr": lr_fn(state.step, state.opt_state)}
     return new_state, metrics
 

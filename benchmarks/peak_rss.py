@@ -1,6 +1,6 @@
 """`python -m benchmarks.peak_rss REPORT.json CMD [ARG...]`: runs CMD, writes its peak RSS.
 
-REPORT gets {"peak_rss_kb": int, "rc": int}; the exit status is CMD's. CMD's stdin, stdout and
+REPORT gets {"peak_rss_kb": int}; the exit status is CMD's. CMD's stdin, stdout and
 stderr are this process's.
 
 Why a launcher: on exec, Linux folds the resident-set high-water mark of the process that
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     _, status, usage = os.wait4(proc.pid, 0)
     rc = os.waitstatus_to_exitcode(status)
     with open(report, "w", encoding="utf-8") as f:
-        json.dump({"peak_rss_kb": usage.ru_maxrss, "rc": rc}, f)
+        json.dump({"peak_rss_kb": usage.ru_maxrss}, f)
     return rc if rc >= 0 else 128 - rc
 
 

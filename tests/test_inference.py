@@ -1,7 +1,5 @@
 """Tiled and self-ensembled inference: exactness, seams, shapes, memory."""
 
-import os
-import subprocess
 import sys
 import textwrap
 
@@ -11,6 +9,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import uniform_filter
 
+from benchmarks import system
 from denoise_jax import methods, models
 from denoise_jax.ensemble import VIEWS, check_views, self_ensemble
 from denoise_jax.errors import UserError
@@ -251,24 +250,20 @@ _MEMORY_SCRIPT = textwrap.dedent(
     denoiser = Denoiser(model, variables, tile=512, overlap=32)
     start = time.time()
     row = denoise_cmd.denoise_one(denoiser, False, None, sys.argv[1], sys.argv[2], None, set())
-    # VmHWM, not ru_maxrss: on exec Linux folds the parent's (the pytest worker's) peak into it.
-    with open("/proc/self/status") as f:
-        peak = [int(x.split()[1]) for x in f if x.startswith("VmHWM:")][0] / 1024
-    print(f"peak_rss_mb={peak:.0f} seconds={time.time() - start:.1f} mp={row['megapixels']:.1f}")
+    print(f"seconds={time.time() - start:.1f} mp={row['megapixels']:.1f}")
     """
 )
 
 
 def peak_rss_of_denoising(src: str, dst: str) -> tuple[float, str]:
-    """Runs read → tiled denoise → write of `src` in a fresh process; -> (peak RSS MB, log)."""
-    result = subprocess.run(
-        [sys.executable, "-c", _MEMORY_SCRIPT, src, dst],
-        capture_output=True, text=True, timeout=900,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    line = [x for x in result.stdout.splitlines() if x.startswith("peak_rss_mb=")][-1]
-    return float(line.split()[0].split("=")[1]), line
+    """Runs read → tiled denoise → write of `src` in a fresh process; -> (peak RSS MB, log).
+
+    Measured as the benchmarks measure the CLI (`system.run_measured`: the child's own peak,
+    not the pytest worker's)."""
+    result = system.run_measured([sys.executable, "-c", _MEMORY_SCRIPT, src, dst], timeout=900)
+    assert result["rc"] == 0, result["stderr"][-2000:]
+    peak = result["peak_rss_mb"]
+    return peak, f"peak_rss_mb={peak:.0f} {result['stdout'].strip().splitlines()[-1]}"
 
 
 @pytest.mark.slow

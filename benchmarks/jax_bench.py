@@ -127,10 +127,10 @@ def _load(spec: dict[str, Any]):
     import jax.numpy as jnp
 
     if spec.get("pretrained"):
-        from denoise_jax import inference, methods
+        from denoise_jax import methods
 
         run = methods.load_run(*methods.parse_spec(f"pretrained:{spec['pretrained']}"))
-        channels = inference.model_channels(run.model, run.variables) or 3
+        channels = methods.model_channels(run.model, run.variables) or 3
         return run.model, run.variables, run.from_logits, channels
     model = _model(spec)
     x = jnp.zeros((1, 32, 32, spec["channels"]), jnp.float32)

@@ -24,10 +24,10 @@ Memory. Besides the input, `tiled` allocates one float32 accumulator of the imag
 and one batch of tiles; the model only ever sees tiles, and the self-ensemble turns tiles,
 not the image, so it costs no image-sized memory.
 
-Grey/colour adaptation (decided here, logged once per `Denoiser` on stderr): a colour model
-given a grey image sees the grey replicated to R = G = B and its three outputs are averaged
-back to grey; a grey model given a colour image denoises R, G and B as three grey images
-(not luma: per-channel keeps the chroma noise removal a luma-only pass would skip).
+Grey/colour adaptation (logged once per `Denoiser` on stderr): a colour model given a grey
+image denoises it as colour, R = G = B completed with independent channel noise, and averages
+the three outputs back to grey (`methods.colour_from_grey` says why); a grey model given a
+colour image denoises R, G and B as three grey images (`methods.adapt_channels`).
 """
 
 from __future__ import annotations
@@ -35,12 +35,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
-import flax
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -206,22 +203,6 @@ def _with_dtype(model: Any, dtype: str) -> Any:
     return model.clone(dtype=getattr(jnp, dtype))
 
 
-def model_channels(model: Any, variables: Any, size: int = 64) -> int | None:
-    """The channel count (1 or 3) the model's weights accept, by abstract evaluation.
-
-    None when neither fits at `size`×`size` (e.g. a dense model tied to its training size).
-    """
-    fits = []
-    for channels in (3, 1):
-        shape = jax.ShapeDtypeStruct((1, size, size, channels), np.float32)
-        try:
-            jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, shape)
-        except Exception:  # flax raises ScopeParamShapeError, TypeError, ... on a mismatch
-            continue
-        fits.append(channels)
-    return fits[0] if len(fits) == 1 else None
-
-
 class Denoiser:
     """A Flax model + variables as `denoise(noisy [H, W, C] float32, sigma) -> [H, W, C]`.
 
@@ -238,7 +219,8 @@ class Denoiser:
       ensemble: views of the self-ensemble, 1 (none), 2, 4 or 8; `from_workdir` takes the
         run's config `ensemble` unless given.
       dtype: compute dtype, "float32", "bfloat16" or "float16" (parameters stay float32).
-      channels: channels the weights expect (1 or 3); None = find out (`model_channels`).
+      channels: channels the weights expect (1 or 3); None = find out
+        (`methods.model_channels`).
       name: shown in messages.
       progress: tqdm bar over the tiles of a large image.
       keep_means: end with `local_means.keep_local_means` on the whole (tiled) output;
@@ -278,9 +260,10 @@ class Denoiser:
         self.name = name
         self.progress = progress
         self.keep_means = keep_means
-        self.channels = channels if channels is not None else model_channels(model, variables)
+        self.channels = (channels if channels is not None
+                         else methods.model_channels(model, variables))
         self._jit = functools.partial(methods.predict, self.model, from_logits)
-        self._noted: set[str] = set()
+        self._note = methods.notes_once(name)
         self.step: int | None = None
 
     @classmethod
@@ -311,33 +294,8 @@ class Denoiser:
                              axes=(1, 2))
 
     def _apply_view(self, x: np.ndarray) -> np.ndarray:
-        b, h, w, c = x.shape
-        want = self.channels
-        try:
-            if want is None or want == c:
-                return np.asarray(self._jit(self.variables, x))
-            if want == 3 and c == 1:
-                self._note("grey", "a colour model on a grey image: denoising it as R = G = B "
-                           "and averaging the three outputs")
-                out = np.asarray(self._jit(self.variables, np.repeat(x, 3, axis=-1)))
-                return out.mean(axis=-1, keepdims=True)
-            if want == 1 and c == 3:
-                self._note("colour", "a grey model on a colour image: denoising R, G and B "
-                           "separately")
-                planes = np.moveaxis(x, -1, 1).reshape(b * 3, h, w, 1)
-                out = np.asarray(self._jit(self.variables, planes))
-                return np.moveaxis(out.reshape(b, 3, h, w), 1, -1)
-        except flax.errors.ScopeParamShapeError as e:
-            raise UserError(
-                f"{self.name} cannot denoise a {h}×{w}×{c} input: its weights fit the "
-                "training images' size/channels only"
-            ) from e
-        raise UserError(f"{self.name} takes {want}-channel images, not {c}-channel ones")
-
-    def _note(self, key: str, message: str) -> None:
-        if key not in self._noted:
-            self._noted.add(key)
-            print(f"note: {self.name}: {message}", file=sys.stderr, flush=True)
+        return methods.adapt_channels(lambda v: np.asarray(self._jit(self.variables, v)), x,
+                                      self.channels, self.name, self._note)
 
     def denoise_array(self, image: np.ndarray) -> np.ndarray:
         """image: [H, W, C] float32 -> [H, W, C] float32 in [0, 1] (tiled, self-ensembled)."""
@@ -348,7 +306,12 @@ class Denoiser:
         noisy = np.asarray(noisy, np.float32)
         if noisy.ndim != 3 or noisy.shape[2] not in (1, 3):
             raise ValueError(f"expected a [H, W, C] image with C in {{1, 3}}, got {noisy.shape}")
-        out = self.denoise_array(noisy)
+        grey_on_colour = noisy.shape[2] == 1 and self.channels == 3
+        if grey_on_colour:
+            self._note("grey", methods.GREY_ON_COLOUR_NOTE)
+        out = self.denoise_array(methods.colour_from_grey(noisy) if grey_on_colour else noisy)
         np.clip(out, 0.0, 1.0, out=out)
+        if grey_on_colour:
+            out = out.mean(axis=-1, keepdims=True)
         return local_means.keep_local_means(noisy, out) if self.keep_means else out
 

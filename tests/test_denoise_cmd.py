@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from denoise_jax import denoise_cmd, evaluate, images, methods, pretrained
+from denoise_jax import denoise_cmd, evaluate, images, methods, metrics, pretrained
 from denoise_jax.errors import UserError
 from denoise_jax.inference import Denoiser
 
@@ -255,6 +255,27 @@ def test_without_a_method_the_best_shipped_model_for_the_channels_is_used(tmp_pa
                        pretrained.default_for(channels)) == 0
         np.testing.assert_array_equal(images.read_image(str(tmp_path / "out" / f"{name}.png"))
                                       .pixels, images.read_image(str(named)).pixels)
+
+
+def test_a_colour_model_denoises_a_grey_photo_almost_as_well_as_the_grey_model(tmp_path,
+                                                                               capsys):
+    """Given R = G = B, a colour net keeps the noise (it is the same in every channel); the
+    completed colour input (`methods.colour_from_grey`) is denoised like a colour photo."""
+    import skimage.data
+
+    clean = skimage.data.camera()[..., None] / 255.0
+    noisy = tmp_path / "noisy.png"
+    images.write_image(str(noisy), clean + np.random.default_rng(0).normal(0, 25 / 255,
+                                                                           clean.shape))
+    psnr = {}
+    for name in (pretrained.default_for(3), pretrained.default_for(1)):
+        out = tmp_path / f"{name}.png"
+        assert denoise(noisy, "-o", out, "--model", name, "--ensemble", "1") == 0
+        psnr[name] = metrics.psnr(images.read_image(str(out)).pixels, clean)
+    assert "a colour model on a grey image" in capsys.readouterr().err
+    noisy_psnr = metrics.psnr(images.read_image(str(noisy)).pixels, clean)
+    assert psnr[pretrained.default_for(3)] > noisy_psnr + 6, (noisy_psnr, psnr)
+    assert psnr[pretrained.default_for(3)] > psnr[pretrained.default_for(1)] - 0.5, psnr
 
 
 def test_entry_point_prints_one_error_line_and_exits_2(tmp_path, capsys):

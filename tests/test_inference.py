@@ -208,8 +208,9 @@ def test_grey_and_colour_adaptation_is_logged_once(dncnn, capsys):
     assert colour.channels == 3
     grey = np.random.default_rng(6).random((20, 24, 1), dtype=np.float32)
     out = colour(grey)
-    colour(grey)
-    expected = np.clip(_whole(model, variables, np.repeat(grey, 3, -1)), 0, 1).mean(-1)
+    np.testing.assert_array_equal(colour(grey), out)  # the completing noise is seeded
+    completed = methods.colour_from_grey(grey)
+    expected = np.clip(_whole(model, variables, completed), 0, 1).mean(-1)
     assert out.shape == grey.shape
     np.testing.assert_allclose(out[..., 0], expected, atol=1e-5)
     assert capsys.readouterr().err.count("R = G = B") == 1
@@ -224,6 +225,34 @@ def test_grey_and_colour_adaptation_is_logged_once(dncnn, capsys):
         expected = np.clip(_whole(grey_model, grey_vars, rgb[..., c : c + 1]), 0, 1)[..., 0]
         np.testing.assert_allclose(out[..., c], expected, atol=1e-5)
     assert "R, G and B separately" in capsys.readouterr().err
+
+
+def test_whole_image_methods_adapt_grey_and_colour_as_the_denoiser_does(dncnn, capsys):
+    """`eval` scores through `methods.make_method`: a colour model on grey photos works there
+    too, with the same result as the tiled `Denoiser`; weights that fit neither say so."""
+    model, variables = dncnn
+    grey = np.random.default_rng(9).random((20, 24, 1), dtype=np.float32)
+    whole = methods.make_method(model, variables, False, name="rgbnet")(grey)
+    np.testing.assert_allclose(whole, Denoiser(model, variables)(grey), atol=1e-5)
+    assert "rgbnet: a colour model on a grey image" in capsys.readouterr().err
+
+    two = np.zeros((20, 24, 2), np.float32)
+    with pytest.raises(UserError, match="rgbnet takes 3-channel images, not 2-channel ones"):
+        methods.make_method(model, variables, False, name="rgbnet")(two)
+
+
+def test_a_grey_image_is_completed_to_independent_colour_noise():
+    """R = G = B plus zero-sum noise: each channel's noise is independent, √3 σ (see
+    `methods.colour_from_grey`), and the channel mean is the grey image itself."""
+    rng = np.random.default_rng(10)
+    clean = np.full((256, 256, 1), 0.5, np.float32)
+    grey = clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)
+    colour = methods.colour_from_grey(grey)
+    np.testing.assert_allclose(colour.mean(-1, keepdims=True), grey, atol=1e-6)
+    noise = (colour - clean).reshape(-1, 3)
+    cov = np.cov(noise, rowvar=False)
+    np.testing.assert_allclose(np.diag(cov), 3 * 0.1**2, rtol=0.05)
+    assert np.abs(cov[~np.eye(3, dtype=bool)]).max() < 0.05 * 3 * 0.1**2
 
 
 def test_compute_dtype_option(dncnn):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from denoise_jax import baselines, data, denoise_cmd
+from denoise_jax import baselines, data, denoise_cmd, pretrained
 from denoise_jax.ensemble import VIEWS
 from denoise_jax.images import ensure_not_input, write_text
 
@@ -21,6 +21,7 @@ EXAMPLES = textwrap.dedent(
     """\
     examples:
       denoise-jax demo                                   # the README's first table
+      denoise-jax eval                                   # noisy, NLM, BM3D, shipped models
       denoise-jax eval --methods noisy,nlm,bm3d --data skimage:test --noise gaussian:25
       denoise-jax eval --methods noisy,bm3d --data folder:~/photos --noise camera --json out.json
       denoise-jax eval --methods noisy,wavelet --data pairs:~/my_pairs    # real noisy/clean pairs
@@ -47,9 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument(
         "--methods",
-        default="noisy,nlm,bm3d",
-        help="comma-separated methods: classical names (see `denoise-jax eval --list`) "
-        "or training workdirs (default: %(default)s)",
+        default=f"noisy,nlm,bm3d,{pretrained.SHIPPED}",
+        help="comma-separated methods: classical names (see `denoise-jax eval --list`), "
+        "pretrained:NAME (`denoise-jax models`), 'shipped' (the best shipped model for "
+        "each image's channels, what `denoise` uses by default) or training workdirs "
+        "(default: %(default)s)",
     )
     p.add_argument("--data", default="skimage:test", help="data spec (default: %(default)s)")
     p.add_argument(
@@ -97,7 +100,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble", type=int, choices=tuple(VIEWS), metavar="N",
                    help="learned methods average N rotations/mirrors of each image (1, 2, 4 or "
                    "8; default: each model's own config `ensemble`)")
-    p.add_argument("--list", action="store_true", help="list classical methods and exit")
+    p.add_argument("--list", action="store_true",
+                   help="list classical methods (and 'shipped') and exit")
 
 
 
@@ -106,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list:
         print("\n".join(baselines.names()))
+        print(pretrained.SHIPPED)
         return 0
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     dataset = data.load(args.data)

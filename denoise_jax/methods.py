@@ -13,7 +13,8 @@
   `make_method` and `inference.Denoiser` honour them.
 - `Method`: a denoiser `method(noisy [H, W, C] float32, sigma) -> [H, W, C]` with its traits
   as fields (name, blind, uses σ, compiles per shape, step), which is what `evaluate` scores.
-- `resolve(name)`: a classical method by name, or a workdir / shipped model spec.
+- `resolve(name)`: a classical method by name, "shipped" (the best shipped model for each
+  image's channels), or a workdir / shipped model spec.
 - `export(workdir, dest)`: the evaluation weights of a run as a minimal workdir (how shipped
   models are made).
 
@@ -41,6 +42,7 @@ from denoise_jax.ensemble import check_views, self_ensemble
 from denoise_jax.errors import UserError
 
 PRETRAINED_PREFIX = "pretrained:"
+SHIPPED = pretrained.SHIPPED
 WHICH = ("best", "latest")
 
 DenoiseFn = Callable[[np.ndarray, float | None], np.ndarray]
@@ -319,16 +321,34 @@ def load_method(workdir: str, which: str = "best", ensemble: int | None = None) 
                        ensemble=ensemble_views(run.config, ensemble))
 
 
+def shipped(ensemble: int | None = None) -> Method:
+    """The method called "shipped": for each image, the best shipped model for its channels
+    (`pretrained.default_for`), as `denoise-jax denoise` uses by default; each loaded when
+    first needed."""
+    loaded: dict[int, Method] = {}
+
+    def denoise(noisy: np.ndarray, sigma: float | None = None) -> np.ndarray:
+        channels = np.shape(noisy)[-1]
+        if channels not in loaded:
+            folder = pretrained.find(pretrained.default_for(channels))
+            loaded[channels] = load_method(folder, ensemble=ensemble)
+        return loaded[channels].fn(noisy, sigma)
+
+    return Method(SHIPPED, denoise, blind=True, compiles_per_shape=True)
+
+
 def resolve(name: str, ensemble: int | None = None) -> Method:
-    """The method called `name`: a classical one, or a run spec (see `parse_spec`; with
-    `ensemble` self-ensemble views instead of its config's)."""
+    """The method called `name`: a classical one, "shipped" (`shipped`), or a run spec (see
+    `parse_spec`; with `ensemble` self-ensemble views instead of its config's)."""
     if name in baselines.names():
         return classical(name)
+    if name == SHIPPED:
+        return shipped(ensemble)
     if is_run_spec(name):
         return load_method(*parse_spec(name, "method"), ensemble=ensemble)
     raise UserError(
         f"unknown method {name!r}: use a classical method "
-        f"({', '.join(baselines.names())}) or a training workdir"
+        f"({', '.join(baselines.names())}), {SHIPPED!r}, pretrained:NAME or a training workdir"
     )
 
 

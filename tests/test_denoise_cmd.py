@@ -257,6 +257,23 @@ def test_without_a_method_the_best_shipped_model_for_the_channels_is_used(tmp_pa
                                       .pixels, images.read_image(str(named)).pixels)
 
 
+def test_eval_scores_the_shipped_default_by_default():
+    """`eval`'s "shipped" (in its default methods) is `denoise`'s default: the best shipped
+    model for each image's channels."""
+    from denoise_jax import eval_cmd
+
+    parser = argparse.ArgumentParser()
+    eval_cmd.add_arguments(parser)
+    assert "shipped" in parser.parse_args([]).methods.split(",")
+    shipped = evaluate.resolve_method("shipped", ensemble=1)
+    rng = np.random.default_rng(3)
+    for channels in (3, 1):
+        noisy = rng.random((24, 20, channels), dtype=np.float32)
+        own = methods.resolve(f"pretrained:{pretrained.default_for(channels)}", ensemble=1)
+        np.testing.assert_array_equal(shipped.fn(noisy, None), own.fn(noisy, None))
+    assert shipped.blind
+
+
 def test_a_colour_model_denoises_a_grey_photo_almost_as_well_as_the_grey_model(tmp_path,
                                                                                capsys):
     """Given R = G = B, a colour net keeps the noise (it is the same in every channel); the

@@ -23,6 +23,8 @@ CARD = "MODEL_CARD.md"
 # The best shipped model for photos with this many channels: what `denoise` and the web page
 # use when the user names no method (see each card's photos:val table).
 DEFAULT_FOR_CHANNELS = {3: "gauss_rgb", 1: "gauss_gray"}
+# The method name (`eval --methods`) of "DEFAULT_FOR_CHANNELS[the image's channels]".
+SHIPPED = "shipped"
 
 
 def default_for(channels: int) -> str:

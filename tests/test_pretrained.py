@@ -89,8 +89,11 @@ def test_ship_writes_a_card_and_loads_by_name(tiny_run, tmp_path, monkeypatch, p
         assert again.count(heading) == 1, heading
     assert again.count("### ") == 2 * len(ship.GAUSS_LEVELS) and ship.KEEPS_MEANS in again
     assert len(os.listdir(tmp_path / "scores")) == 10
-    assert next(line for line in again.splitlines() if line.startswith("| BM3D |")) == next(
-        line for line in text.splitlines() if line.startswith("| BM3D |"))
+    # BM3D's scores are the cached ones; its s/MP is timed anew in each run (this machine's)
+    bm3d = [next(line for line in card.splitlines() if line.startswith("| BM3D |")).split("|")
+            for card in (text, again)]
+    assert bm3d[0][:5] == bm3d[1][:5] and float(bm3d[1][6]) > 0
+    assert "NLM's and BM3D's timed in the same run" in again
     card = root / "gauss_gray" / pretrained.CARD
     card.write_text("# gauss_gray\n\nA card with no score sections.\n")
     with pytest.raises(UserError, match="no '## Held-out"):

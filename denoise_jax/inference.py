@@ -1,8 +1,10 @@
 """Tiled and self-ensembled inference for any Flax denoiser.
 
 - `tiled(apply_fn, image, tile, overlap, batch)`: runs a model over overlapping tiles of one
-  shape (one compilation) and blends them with a smooth window, so large photos fit in
-  memory and show no seams.
+  shape per image (one compilation) and blends them with a smooth window, so large photos
+  fit in memory and show no seams. The tiles are the fewest of at most `tile` pixels a side
+  that cover the image, shrunk to share it evenly (`tile_side`): tiles of a fixed 512
+  would compute a 640×960 photo's pixels twice over.
 - `Denoiser`: a model + variables behind the evaluation call shape
   `denoise(noisy [H, W, C] float32, sigma) -> [H, W, C] float32 in [0, 1]`, with tiling,
   a self-ensemble over rotations/mirrors of each batch of tiles (`denoise_jax/ensemble.py`;
@@ -68,6 +70,23 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
+# Tile sides are rounded up to this: a U-Net pads its input to a multiple of 2**levels
+# anyway, and real pixels are better context than reflected ones.
+TILE_MULTIPLE = 16
+
+
+def tile_side(length: int, tile: int, overlap: int) -> int:
+    """The tile side along an axis of `length` pixels: the whole length if it fits in `tile`,
+    else the smallest side (a multiple of `TILE_MULTIPLE`, at most `tile`) with which the
+    fewest tiles of side `tile` still cover it at `overlap` (640 with tile 512 and overlap
+    32: two tiles of 336, not two of 512)."""
+    if length <= tile:
+        return length
+    count = -(-(length - overlap) // (tile - overlap))
+    side = -(-(length + (count - 1) * overlap) // count)
+    return min(tile, -(-side // TILE_MULTIPLE) * TILE_MULTIPLE)
+
+
 def edge_ramp(tile: int, overlap: int) -> np.ndarray:
     """[tile] float32 weight of a tile edge by distance from it: 0, raised cosine, then 1.
 
@@ -111,7 +130,8 @@ def tiled(
       apply_fn: [B, h, w, C] float32 -> [B, h, w, C] (e.g. a jitted model apply); it sees
         only tiles of one shape, B = `batch` (the last batch is padded with zeros).
       image: [H, W, C] float32. An image no larger than `tile` on both sides runs whole.
-      tile: tile side in pixels (a side shorter than `tile` is taken whole).
+      tile: the largest tile side in pixels (a side shorter than `tile` is taken whole;
+        see `tile_side`).
       overlap: pixels shared by neighbouring tiles (0 <= overlap < tile).
       batch: tiles per `apply_fn` call.
       progress: True for a tqdm bar over tiles, or a callback (done, total) after each batch.
@@ -131,7 +151,7 @@ def tiled(
         _check_shape(out, image.shape)
         return out
 
-    th, tw = min(tile, height), min(tile, width)
+    th, tw = tile_side(height, tile, overlap), tile_side(width, tile, overlap)
     ys, wys = axis_windows(height, th, overlap)
     xs, wxs = axis_windows(width, tw, overlap)
     jobs = [(i, j) for i in range(len(ys)) for j in range(len(xs))]

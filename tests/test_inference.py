@@ -13,7 +13,7 @@ from benchmarks import system
 from denoise_jax import methods, models
 from denoise_jax.ensemble import VIEWS, check_views, self_ensemble
 from denoise_jax.errors import UserError
-from denoise_jax.inference import Denoiser, edge_ramp, tile_starts, tiled
+from denoise_jax.inference import Denoiser, edge_ramp, tile_side, tile_starts, tiled
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +84,22 @@ def test_images_smaller_than_a_tile_run_whole_and_odd_sizes_keep_their_shape(dnc
     seen.clear()
     wide = np.random.default_rng(3).random((41, 301, 3), dtype=np.float32)
     out = tiled(apply_fn, wide, tile=100, overlap=24)
-    assert {s for s in seen} == {(1, 41, 100, 3)} and out.shape == wide.shape
+    assert {s for s in seen} == {(1, 41, 96, 3)} and out.shape == wide.shape
     assert np.abs(out - _whole(model, variables, wide)).max() < 1e-3
 
 
 def test_tile_layout_and_window():
     assert tile_starts(100, 128, 32) == [0]
     assert tile_starts(300, 128, 32) == [0, 96, 172]  # the last one shifted inward
+    # Tiles shrink to share the image evenly: as few as tiles of `tile` need, and smaller.
+    assert tile_side(300, 512, 32) == 300
+    assert tile_side(640, 512, 32) == 336 and len(tile_starts(640, 336, 32)) == 2
+    assert tile_side(6000, 512, 32) == 496 and len(tile_starts(6000, 496, 32)) == 13
+    for length in range(129, 2000, 37):
+        side = tile_side(length, 128, 32)
+        fewest = len(tile_starts(length, 128, 32))
+        assert side % 16 == 0 and side <= 128 and len(tile_starts(length, side, 32)) == fewest
+        assert fewest * side < length + fewest * 32 + 16 * fewest
     ramp = edge_ramp(64, 32)
     assert np.all(ramp[:8] == 0) and np.all(ramp[24:] == 1)
     # Neighbours at the minimal overlap weigh every shared pixel 1 in total.

@@ -57,7 +57,7 @@ def test_default_page_shows_sample_noise_and_higher_psnr_after_denoising():
     assert at.selectbox(key="pretrained_3").value == pretrained.default_for(3)
     # at the self-ensemble its config asks for; camera's own is none
     folder = pretrained.find(pretrained.default_for(3))
-    assert at.select_slider(key=f"ensemble_{folder}").value == 4
+    assert at.select_slider(key=f"ensemble_{folder}").value == 2
     at.selectbox(key="pretrained_3").set_value("camera").run()
     assert not at.exception
     assert at.select_slider(key=f"ensemble_{pretrained.find('camera')}").value == 1

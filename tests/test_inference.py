@@ -175,11 +175,11 @@ def test_ensembled_model_differs_from_plain_but_stays_close(dncnn, views):
 
 
 def test_a_models_config_sets_its_ensemble_and_a_caller_can_override_it():
-    """Shipped Gaussian models average 4 (colour) or 2 (grey) views (config `ensemble`);
+    """Shipped Gaussian models average 2 (colour) or 1 (grey) views (config `ensemble`);
     camera noise, demosaicked with a direction, is denoised as it is; `ensemble=N` overrides
     any of them."""
-    assert Denoiser.from_spec("pretrained:gauss_rgb").ensemble == 4
-    assert Denoiser.from_spec("pretrained:gauss_gray").ensemble == 2
+    assert Denoiser.from_spec("pretrained:gauss_rgb").ensemble == 2
+    assert Denoiser.from_spec("pretrained:gauss_gray").ensemble == 1
     assert Denoiser.from_spec("pretrained:camera").ensemble == 1
     assert Denoiser.from_spec("pretrained:camera", ensemble=2).ensemble == 2
     image = np.random.default_rng(7).random((40, 48, 3), dtype=np.float32)

@@ -41,7 +41,10 @@ machine and its workdir can be lost between sessions: `cycle` starts from the sh
 first layer's inputs summed and its last layer's outputs averaged), with Adam 5e-4, 200
 warm-up steps and a cosine to 2 % of it within 3,000 steps (1.7 hours at the 2 s/step of the slowest
 machine seen here), so the weights at the end of a session are decayed
-ones worth shipping, and the next cycle restarts from them (warm restarts, as SGDR). The same
+ones worth shipping, and the next cycle restarts from them (warm restarts, as SGDR). Half the
+peak rate did not pay: colour cycle 11 (`--config.optimizer.lr=2.5e-4`, shipped as gauss_rgb
+v11) lost 0.011 dB on the val crops in its first 1,000 steps where 5e-4 cycles lost 0.02 to
+0.06, but ended 0.015 dB over cycle 10, where cycle 10 had ended 0.020 over cycle 9. The same
 command resumes a cycle whose workdir is still there:
 
     denoise-jax train --config experiments/photos_gauss.py:nafnet_small,charbonnier,cycle \

@@ -7,7 +7,7 @@
 Variants (the first argument):
   gauss_rgb   blind colour Gaussian noise on the photo corpus: exactly
               `photos_gauss.py:nafnet_small,charbonnier,cycle`, one cycle of the campaign
-              (v11's ran at half the peak rate; the docstring has the recipe: 232
+              (v11's with `--config.optimizer.lr=2.5e-4`; the docstring has the recipe: 232
               training photos, σ ~ U(0, 55) per crop, half the crops rounded to 8 bits,
               colour-channel permutation, EMA 0.999),
               warm-started from the shipped gauss_rgb and validated on centre crops of

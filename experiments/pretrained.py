@@ -7,15 +7,15 @@
 Variants (the first argument):
   gauss_rgb   blind colour Gaussian noise on the photo corpus: exactly
               `photos_gauss.py:nafnet_small,charbonnier,cycle`, one cycle of the campaign
-              (v11's with `--config.optimizer.lr=2.5e-4`; the docstring has the recipe: 232
-              training photos, σ ~ U(0, 55) per crop, half the crops rounded to 8 bits,
-              colour-channel permutation, EMA 0.999),
+              (the docstring has the recipe: 232 training photos, σ ~ U(0, 55) per crop,
+              half the crops rounded to 8 bits, colour-channel permutation, EMA 0.999),
               warm-started from the shipped gauss_rgb and validated on centre crops of
               `photos:val`. The first one, from scratch, was `photos_gauss.py:nafnet_small`
               (MSE, 3,801 steps); each card lists the training it inherits.
   gauss_gray  blind grey Gaussian noise on the corpus's grey photos (BT.601 luma): exactly
               `photos_gauss.py:nafnet_small,charbonnier,cycle,gray`, the same cycle on
-              `photos:train:gray`; the first grey cycle started from gauss_rgb folded to one
+              `photos:train:gray` (v9's with `--config.data.patch=128
+              --config.data.batch=4`); the first grey cycle started from gauss_rgb folded to one
               channel (its first layer's inputs summed, its last layer's outputs averaged).
   camera      realistic synthetic sRGB camera noise (Brooks et al. 2019, `noise.py`) on the
               photo corpus: exactly `photos_camera.py`, fine-tuned from gauss_rgb.

@@ -47,8 +47,8 @@ v11) lost 0.011 dB on the val crops in its first 1,000 steps where 5e-4 cycles l
 0.06, but ended 0.015 dB over cycle 10, where cycle 10 had ended 0.020 over cycle 9. Larger
 crops did: grey cycle 9 (`--config.data.patch=128 --config.data.batch=4`, 11 % fewer pixels a
 step, so less of each crop lies near its border, as in a 512-pixel tile) ended 0.023 dB over
-cycle 8 in 1.12 CPU-hours, where cycles 7 and 8 (96² × 8) had gained 0.021 and 0.013 in 1.22;
-colour cycle 13 takes the same crops. The same
+cycle 8 in 1.12 CPU-hours, where cycles 7 and 8 (96² × 8) had gained 0.021 and 0.013 in
+1.21-1.22; colour cycle 13 takes the same crops. The same
 command resumes a cycle whose workdir is still there:
 
     denoise-jax train --config experiments/photos_gauss.py:nafnet_small,charbonnier,cycle \

@@ -7,7 +7,7 @@
 Variants (the first argument):
   gauss_rgb   blind colour Gaussian noise on the photo corpus: exactly
               `photos_gauss.py:nafnet_small,charbonnier,cycle`, one cycle of the campaign
-              (the docstring has the recipe: 232 training photos, σ ~ U(0, 55) per crop,
+              (its docstring has the recipe: 232 training photos, σ ~ U(0, 55) per crop,
               half the crops rounded to 8 bits, colour-channel permutation, EMA 0.999),
               warm-started from the shipped gauss_rgb and validated on centre crops of
               `photos:val`. The first one, from scratch, was `photos_gauss.py:nafnet_small`

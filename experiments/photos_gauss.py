@@ -37,19 +37,20 @@ resumed at any time.
 
 The campaign runs in cycles, one per working session (about 3 hours on 2 cores), because a
 machine and its workdir can be lost between sessions: `cycle` starts from the shipped
-`gauss_rgb` (`gauss_gray` for `gray`; the first grey cycle started from `gauss_rgb`, its
-first layer's inputs summed and its last layer's outputs averaged), with Adam 5e-4, 200
-warm-up steps and a cosine to 2 % of it within 3,000 steps (1.7 hours at the 2 s/step of the slowest
-machine seen here), so the weights at the end of a session are decayed
-ones worth shipping, and the next cycle restarts from them (warm restarts, as SGDR). Half the
-peak rate did not pay: colour cycle 11 (`--config.optimizer.lr=2.5e-4`, shipped as gauss_rgb
-v11) lost 0.011 dB on the val crops in its first 1,000 steps where 5e-4 cycles lost 0.02 to
-0.06, but ended 0.015 dB over cycle 10, where cycle 10 had ended 0.020 over cycle 9. Larger
-crops did: grey cycle 9 (`--config.data.patch=128 --config.data.batch=4`, 11 % fewer pixels a
-step, so less of each crop lies near its border, as in a 512-pixel tile) ended 0.023 dB over
-cycle 8 in 1.12 CPU-hours, where cycles 7 and 8 (96² × 8) had gained 0.021 and 0.013 in
-1.21-1.22; colour cycle 13 takes the same crops. The same
-command resumes a cycle whose workdir is still there:
+`gauss_rgb` (`gauss_gray` for `gray`; the first grey cycle started from `gauss_rgb`, its first
+layer's inputs summed and its last layer's outputs averaged), with Adam 5e-4, 200 warm-up steps
+and a cosine to 2 % of it within 3,000 steps (1.7 hours at the 2 s/step of the slowest machine
+seen here), so the weights at the end of a session are decayed ones worth shipping, and the
+next cycle restarts from them (warm restarts, as SGDR), on 128×128 crops in batches of 4. Half
+the peak rate did not pay: colour cycle 11 (`--config.optimizer.lr=2.5e-4`, shipped as
+gauss_rgb v11) lost 0.011 dB on the val crops in its first 1,000 steps where 5e-4 cycles lost
+0.02 to 0.06, but ended 0.015 dB over cycle 10, where cycle 10 had ended 0.020 over cycle 9.
+Larger crops did pay (11 % fewer pixels a step than the 96² × 8 of the earlier cycles, but less
+of each crop lies near its border, as in a 512-pixel tile): grey cycle 9 ended 0.023 dB over
+cycle 8 on the val crops, where cycles 7 and 8 had gained 0.021 and 0.013, and colour cycle 13
+ended 0.020 over cycle 12, where cycles 11 and 12 had gained 0.016 and 0.012; on the cards, the
+σ 25 margins over BM3D on floating-point inputs rose 0.04 and 0.02 dB where 96² cycles had
+added about 0.01. The same command resumes a cycle whose workdir is still there:
 
     denoise-jax train --config experiments/photos_gauss.py:nafnet_small,charbonnier,cycle \
         --workdir ~/runs/gauss_rgb_cycleN
@@ -125,6 +126,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
         config.optimizer.lr = 5e-4
         config.optimizer.warmup = 200
         config.num_steps = CYCLE_STEPS
+        config.data.patch, config.data.batch = 128, 4
         if not args.tiny:
             config.init_from = "pretrained:gauss_gray" if channels else "pretrained:gauss_rgb"
     if args.tiny:

@@ -14,9 +14,10 @@ Variants (the first argument):
               (MSE, 3,801 steps); each card lists the training it inherits.
   gauss_gray  blind grey Gaussian noise on the corpus's grey photos (BT.601 luma): exactly
               `photos_gauss.py:nafnet_small,charbonnier,cycle,gray`, the same cycle on
-              `photos:train:gray` (v9's with `--config.data.patch=128
-              --config.data.batch=4`); the first grey cycle started from gauss_rgb folded to one
+              `photos:train:gray`; the first grey cycle started from gauss_rgb folded to one
               channel (its first layer's inputs summed, its last layer's outputs averaged).
+              Cycles before grey v9 and colour v13 took 96² crops in batches of 8 (their
+              cards' configs say so), the cycle's 128² × 4 since.
   camera      realistic synthetic sRGB camera noise (Brooks et al. 2019, `noise.py`) on the
               photo corpus: exactly `photos_camera.py`, fine-tuned from gauss_rgb.
 Add ",tiny" for a few steps of a width-4 net (tests).

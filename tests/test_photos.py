@@ -194,9 +194,13 @@ def test_a_campaign_cycle_starts_from_the_shipped_model_and_decays_within_the_cy
     config = configs.load("photos_gauss:nafnet_small,charbonnier,cycle")
     assert config.init_from == "pretrained:gauss_rgb"
     with open(os.path.join(pretrained.ROOT, "gauss_rgb", "config.json"), encoding="utf-8") as f:
-        shipped = json.load(f)["model"]
+        shipped = json.load(f)
     # Same net as the shipped weights, or init_from could not copy them.
-    assert {k: list(v) if isinstance(v, tuple) else v for k, v in config.model.items()} == shipped
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in config.model.items()} == \
+        shipped["model"]
+    # The recipe is the shipped model's last cycle, crops included.
+    assert (config.data.patch, config.data.batch) == (shipped["data"]["patch"],
+                                                      shipped["data"]["batch"])
     schedule = optim.learning_rate(config.optimizer, config.num_steps)
     peak = config.optimizer.lr
     assert float(schedule(config.optimizer.warmup)) == pytest.approx(peak, rel=1e-3)

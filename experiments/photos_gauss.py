@@ -48,9 +48,10 @@ gauss_rgb v11) lost 0.011 dB on the val crops in its first 1,000 steps where 5e-
 Larger crops did pay (11 % fewer pixels a step than the 96² × 8 of the earlier cycles, but less
 of each crop lies near its border, as in a 512-pixel tile): grey cycle 9 ended 0.023 dB over
 cycle 8 on the val crops, where cycles 7 and 8 had gained 0.021 and 0.013, and colour cycle 13
-ended 0.020 over cycle 12, where cycles 11 and 12 had gained 0.016 and 0.012; on the cards, the
-σ 25 margins over BM3D on floating-point inputs rose 0.04 and 0.02 dB where 96² cycles had
-added about 0.01. The same command resumes a cycle whose workdir is still there:
+ended 0.020 over cycle 12, where cycles 11 and 12 had gained 0.016 and 0.012 (cycle 14, on
+128², added 0.012 more); on the cards, the σ 25 margins over BM3D on floating-point inputs rose
+0.04 and 0.02 dB where 96² cycles had added about 0.01. The same command resumes a cycle whose
+workdir is still there:
 
     denoise-jax train --config experiments/photos_gauss.py:nafnet_small,charbonnier,cycle \
         --workdir ~/runs/gauss_rgb_cycleN
